@@ -1,0 +1,52 @@
+# tapedeck — see README.md.
+GO        ?= go
+BIN       := $(CURDIR)/.bin
+VERSITYGW := $(BIN)/versitygw
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZTIME  ?= 20s
+
+.PHONY: all deps build test demo bench lint fuzz clean
+
+all: build
+
+## deps: install what the tests and the demo need (FFmpeg from Debian, versitygw with go install)
+deps:
+	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || { \
+		echo "installing ffmpeg from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg; }
+	@test -x $(VERSITYGW) || { echo "installing versitygw (S3-compatible test server) into .bin"; \
+		GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; }
+
+## build: the tapedeck binary in .bin
+build:
+	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck
+
+## test: every test, with real FFmpeg, real WebRTC over loopback and a real S3 server
+test: deps
+	$(GO) test -count=1 -timeout 15m ./...
+
+## demo: a three-participant call captured into ./demo
+demo: deps
+	$(GO) run ./cmd/tapedeck demo --data demo
+
+## bench: capture path figures (per packet, and a loopback load run); prints a report
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
+	$(GO) run ./cmd/tapedeck bench-capture --publishers 20 --duration 30s
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	PATH=$(BIN):$$PATH staticcheck ./...
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRTPPath -fuzztime $(FUZZTIME) ./capture
+	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./capture/mkv
+	$(GO) test -run '^$$' -fuzz FuzzWriter -fuzztime $(FUZZTIME) ./capture/mkv
+	$(GO) test -run '^$$' -fuzz FuzzNewSync -fuzztime $(FUZZTIME) ./timeline
+
+clean:
+	rm -rf $(BIN) demo

@@ -1,0 +1,235 @@
+package capture_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// testLogger logs to the test's output at warn level, debug with -v and
+// TAPEDECK_TEST_DEBUG=1.
+func testLogger(t *testing.T) *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("TAPEDECK_TEST_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: lvl}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// recorderUnderTest is a Recorder serving WHIP on a loopback port.
+type recorderUnderTest struct {
+	rec      *capture.Recorder
+	base     string // http://127.0.0.1:port
+	dataDir  string
+	sessions chan capture.SessionEnded
+}
+
+func startRecorder(t *testing.T, cfg capture.Config) *recorderUnderTest {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.ICE.LoopbackOnly = true
+	r := &recorderUnderTest{dataDir: cfg.DataDir, sessions: make(chan capture.SessionEnded, 8)}
+	cfg.OnSessionEnd = func(s capture.SessionEnded) { r.sessions <- s }
+	rec, err := capture.New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := rec.Close(ctx); err != nil {
+			t.Errorf("close recorder: %v", err)
+		}
+	})
+	r.rec, r.base = rec, "http://"+ln.Addr().String()
+	return r
+}
+
+func (r *recorderUnderTest) waitSession(t *testing.T, d time.Duration) capture.SessionEnded {
+	t.Helper()
+	select {
+	case s := <-r.sessions:
+		return s
+	case <-time.After(d):
+		t.Fatalf("no session ended within %v", d)
+	}
+	return capture.SessionEnded{}
+}
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: run `make deps` (installs FFmpeg from Debian's packages)", name)
+	}
+	return p
+}
+
+// decodeStrict decodes a file with `ffmpeg -xerror` and fails the test on
+// any decoding error.
+func decodeStrict(t *testing.T, path string) {
+	t.Helper()
+	out, err := exec.Command(requireTool(t, "ffmpeg"), "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ffmpeg -xerror %s: %v\n%s", filepath.Base(path), err, out)
+	}
+}
+
+// probePackets returns the pts (seconds) and keyframe flags of every packet.
+func probePackets(t *testing.T, path string) (pts []float64, key []bool) {
+	t.Helper()
+	out, err := exec.Command(requireTool(t, "ffprobe"), "-v", "error", "-select_streams", "0", "-show_entries",
+		"packet=pts_time,flags", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		pts = append(pts, v)
+		key = append(key, strings.HasPrefix(f[1], "K"))
+	}
+	return pts, key
+}
+
+// decodePCM decodes an audio file to 48 kHz mono float samples, with gaps
+// in its timestamps (lost packets) filled with silence.
+func decodePCM(t *testing.T, path string) []float64 {
+	t.Helper()
+	out, err := exec.Command(requireTool(t, "ffmpeg"), "-v", "error", "-i", path, "-af", "aresample=async=1:min_hard_comp=0.001:first_pts=0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	s := make([]float64, len(out)/2)
+	for i := range s {
+		s[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:]))) / 32768
+	}
+	return s
+}
+
+// toneOnset finds the first sample near want (±win samples) whose magnitude
+// reaches half of the loudest sample in that window; -1 if none is loud.
+func toneOnset(s []float64, want, win int) int {
+	lo, hi := max(want-win, 0), min(want+win, len(s))
+	peak := 0.0
+	for i := lo; i < hi; i++ {
+		peak = math.Max(peak, math.Abs(s[i]))
+	}
+	if peak < 0.05 {
+		return -1
+	}
+	for i := lo; i < hi; i++ {
+		if math.Abs(s[i]) >= peak/2 {
+			return i
+		}
+	}
+	return -1
+}
+
+// decodeLuma decodes a video file to 8x8 gray frames and returns each
+// frame's pts and mean luma.
+func decodeLuma(t *testing.T, path string) (pts []float64, luma []float64) {
+	t.Helper()
+	cmd := exec.Command(requireTool(t, "ffmpeg"), "-v", "info", "-nostats", "-i", path, "-vf", "scale=8:8,format=gray,showinfo",
+		"-fps_mode", "passthrough", "-f", "rawvideo", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v\n%s", path, err, stderr.String())
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		i := strings.Index(line, "pts_time:")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(line[i+len("pts_time:"):])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err == nil {
+			pts = append(pts, v)
+		}
+	}
+	for i := 0; i+64 <= len(out); i += 64 {
+		sum := 0
+		for _, b := range out[i : i+64] {
+			sum += int(b)
+		}
+		luma = append(luma, float64(sum)/64)
+	}
+	if len(pts) != len(luma) {
+		t.Fatalf("decode %s: %d pts for %d frames", path, len(pts), len(luma))
+	}
+	return pts, luma
+}
+
+func readManifest(t *testing.T, dir string) *timeline.Manifest {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, capture.ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := timeline.ParseManifest(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// segDuration is a segment's media duration: first to last frame plus one
+// frame (audio 20 ms, video at fps).
+func segDuration(s timeline.Segment, c timeline.Codec, frame time.Duration) time.Duration {
+	return time.Duration(float64(s.LastRTP-s.FirstRTP)/float64(c.ClockRate)*float64(time.Second)) + frame
+}
+
+func laneDuration(l timeline.Lane, frame time.Duration) (d time.Duration) {
+	for _, tr := range l.Tracks {
+		for _, s := range tr.Segments {
+			d += segDuration(s, tr.Codec, frame)
+		}
+	}
+	return d
+}
+
+func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }

@@ -1,0 +1,162 @@
+package mkv
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand"
+	"testing"
+	"time"
+)
+
+// boundary is the state of the output after the writer wrote something.
+type boundary struct {
+	bytes  int64 // output size
+	frames int64 // frames in it
+	last   time.Duration
+}
+
+// syntheticVideo writes a VP8-like track of small frames (30 fps, a
+// keyframe every 45 frames) to m and records each point where a cluster
+// reached the output. The last cluster is flushed; the writer is closed
+// if close is set.
+func syntheticVideo(t testing.TB, m *memFile, n int, close bool) (header int64, bounds []boundary) {
+	t.Helper()
+	w, err := NewWith(m, Track{Codec: "vp8", ClockRate: 90000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(1))
+	var lastMS int64
+	for i := 0; i < n; i++ {
+		before := w.Bytes()
+		data := vp8Key()
+		if i%45 != 0 {
+			data = make([]byte, 1+rng.Intn(60))
+			data[0] = 1
+		}
+		pts := int64(i) * 3000
+		if err := w.WriteFrame(pts, i%45 == 0, data); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			header = w.Bytes()
+		} else if w.Bytes() > before {
+			bounds = append(bounds, boundary{w.Bytes(), int64(i), time.Duration(lastMS) * time.Millisecond})
+		}
+		lastMS = w.toMS(pts)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	bounds = append(bounds, boundary{w.Bytes(), int64(n), time.Duration(lastMS) * time.Millisecond})
+	if close {
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return header, bounds
+}
+
+// Cutting a closed file anywhere past the header never makes Scan fail,
+// and Scan reports exactly the clusters that are whole.
+func TestScanTruncated(t *testing.T) {
+	var m memFile
+	header, bounds := syntheticVideo(t, &m, 100, true)
+	if len(bounds) < 4 {
+		t.Fatalf("only %d clusters", len(bounds))
+	}
+	file := m.b
+	for off := 0; off <= len(file); off++ {
+		sum, err := Scan(bytes.NewReader(file[:off]))
+		if int64(off) < header {
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("cut at %d, inside the %d-byte header: err = %v, want io.ErrUnexpectedEOF", off, header, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("cut at %d: %v", off, err)
+		}
+		want := boundary{bytes: header}
+		for _, b := range bounds {
+			if b.bytes <= int64(off) {
+				want = b
+			}
+		}
+		if sum.Frames != want.frames || sum.ValidBytes != want.bytes || (want.frames > 0 && sum.LastPTS != want.last) {
+			t.Fatalf("cut at %d: frames %d, valid %d, last %v; want %d, %d, %v",
+				off, sum.Frames, sum.ValidBytes, sum.LastPTS, want.frames, want.bytes, want.last)
+		}
+		if got, want := sum.Complete, off == len(file); got != want {
+			t.Fatalf("cut at %d of %d: Complete = %v", off, len(file), got)
+		}
+	}
+}
+
+// Garbage after the last whole cluster (as a power loss can leave) ends
+// the scan quietly; garbage instead of a file is an error.
+func TestScanGarbage(t *testing.T) {
+	var m memFile
+	_, bounds := syntheticVideo(t, &m, 60, false)
+	crashed := m.b[:bounds[len(bounds)-2].bytes] // as if killed before the last flush
+	want := bounds[len(bounds)-2]
+	for name, tail := range map[string][]byte{
+		"zeros":          make([]byte, 4096),
+		"ones":           bytes.Repeat([]byte{0xFF}, 100),
+		"huge cluster":   {0x1F, 0x43, 0xB6, 0x75, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0xE7, 0x81},
+		"unknown-size":   {0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x81, 0x00, 0xA3, 0x85, 0x81, 0x00, 0x00, 0x80, 0xAA},
+		"partial header": {0x1F, 0x43},
+	} {
+		file := append(append([]byte{}, crashed...), tail...)
+		sum, err := Scan(bytes.NewReader(file))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		frames := want.frames
+		if name == "unknown-size" {
+			frames++ // a valid live-style cluster holding one block
+		}
+		if sum.Frames != frames || sum.Complete {
+			t.Errorf("%s: frames %d complete %v; want %d, false", name, sum.Frames, sum.Complete, frames)
+		}
+		if name != "unknown-size" && sum.ValidBytes != want.bytes {
+			t.Errorf("%s: ValidBytes %d, want %d", name, sum.ValidBytes, want.bytes)
+		}
+	}
+
+	for name, data := range map[string][]byte{
+		"text":      []byte("hello, world, this is not a video"),
+		"ogg":       []byte("OggS\x00\x02"),
+		"zeros":     make([]byte, 100),
+		"wrong doc": appendMaster(nil, idEBML, appendString(nil, idDocType, "mp4")),
+	} {
+		if _, err := Scan(bytes.NewReader(data)); !errors.Is(err, ErrNotMatroska) {
+			t.Errorf("%s: err = %v, want ErrNotMatroska", name, err)
+		}
+	}
+	if _, err := Scan(bytes.NewReader(nil)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("empty input: err = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// errReader fails after its data.
+type errReader struct{ r io.Reader }
+
+func (e errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("disk on fire")
+	}
+	return n, err
+}
+
+// A read error is reported, not taken for the end of the file.
+func TestScanReadError(t *testing.T) {
+	var m memFile
+	syntheticVideo(t, &m, 60, true)
+	if _, err := Scan(errReader{bytes.NewReader(m.b[:len(m.b)-10])}); err == nil {
+		t.Error("Scan hid a read error")
+	}
+}

@@ -1,0 +1,303 @@
+// Package capture is tapedeck's recording side: WHIP ingest over WebRTC,
+// per-track jitter buffers and crash-safe Matroska/WebM writers, segment
+// rotation, and the journal from which every session's manifest is built.
+// It imports pion and timeline; it never imports storage or FFmpeg code.
+package capture
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// Config is what the recorder is told at start. It holds no runtime state.
+type Config struct {
+	// DataDir is the folder recordings are written to:
+	// DataDir/{room}/{session}/{journal.jsonl,manifest.json,tracks/...}.
+	DataDir string
+	// Tokens are the accepted bearer tokens; none means no authentication.
+	Tokens []string
+	// SegmentDuration and SegmentSize rotate a track's file when either is
+	// reached (video rotates at the next keyframe). Zero means the default.
+	SegmentDuration time.Duration
+	SegmentSize     int64
+	// Grace is how long a room stays in the same session after its last
+	// publisher left, so that a participant who drops and comes back stays
+	// in the same recording.
+	Grace time.Duration
+	// JitterLatency is how long a packet waits for the ones before it.
+	JitterLatency time.Duration
+	// ICE networking.
+	ICE ICEConfig
+	// OnSessionEnd, if set, is called (in its own goroutine) after a
+	// session's manifest has been written.
+	OnSessionEnd func(SessionEnded)
+}
+
+// ICEConfig says which addresses and ports WebRTC media may use.
+type ICEConfig struct {
+	// LoopbackOnly offers only 127.0.0.1 candidates (tests, local demos).
+	LoopbackOnly bool
+	// NAT1To1IPs are public addresses to announce instead of local ones.
+	NAT1To1IPs []string
+	// UDPPort is the one UDP port all media arrives on (0 = a random one).
+	UDPPort int
+}
+
+// Defaults used where Config leaves a field zero.
+const (
+	DefaultSegmentDuration = 10 * time.Minute
+	DefaultSegmentSize     = 1 << 30
+	DefaultGrace           = 15 * time.Second
+	DefaultJitterLatency   = 200 * time.Millisecond
+)
+
+// SessionEnded describes a finished session.
+type SessionEnded struct {
+	Room, Session string
+	Dir           string
+	Manifest      *timeline.Manifest
+}
+
+// Recorder is the capture service: it accepts WHIP publishes and records
+// them. Create it with New, serve its Handler, and Close it.
+type Recorder struct {
+	cfg Config
+	log *slog.Logger
+	api *webrtc.API
+	mux io.Closer // the media UDP socket(s)
+
+	muxOnce sync.Once
+	muxErr  error
+
+	mu      sync.Mutex
+	rooms   map[string]*session // the open session of each room
+	closed  bool
+	pending sync.WaitGroup // sessions being finalized, publishes ending
+}
+
+// New returns a recorder writing into cfg.DataDir.
+func New(cfg Config, log *slog.Logger) (*Recorder, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("capture: no data folder")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("capture: data folder: %w", err)
+	}
+	if cfg.SegmentDuration <= 0 {
+		cfg.SegmentDuration = DefaultSegmentDuration
+	}
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = DefaultSegmentSize
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.JitterLatency <= 0 {
+		cfg.JitterLatency = DefaultJitterLatency
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	api, mux, err := newAPI(cfg.ICE)
+	if err != nil {
+		return nil, err
+	}
+	return &Recorder{cfg: cfg, log: log, api: api, mux: mux, rooms: map[string]*session{}}, nil
+}
+
+// newID returns a random hex identifier of n bytes.
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// session is one recording of a room: from its first publish until the
+// grace period after its last publisher left.
+type session struct {
+	rec   *Recorder
+	room  string
+	id    string
+	dir   string
+	start time.Time
+	jr    *journal
+	log   *slog.Logger
+
+	// guarded by rec.mu
+	publishes    map[string]*publish
+	participants map[string]bool // participant IDs seen
+	lanes        map[string]int  // lane ID -> tracks so far
+	trackSeq     int
+	grace        *time.Timer
+	ending       bool
+}
+
+// unixNS places an instant on the recorder's clock for the manifest: the
+// session's wall-clock start plus the monotonic time since, so that a step
+// of the system clock (NTP) during a call does not bend its timeline.
+func (s *session) unixNS(at time.Time) int64 {
+	return s.start.UnixNano() + int64(at.Sub(s.start))
+}
+
+// sessionFor returns the room's open session, starting one if needed.
+// Called with r.mu held.
+func (r *Recorder) sessionFor(room string) (*session, error) {
+	if s := r.rooms[room]; s != nil && !s.ending {
+		if s.grace != nil {
+			s.grace.Stop()
+			s.grace = nil
+		}
+		return s, nil
+	}
+	now := time.Now()
+	id := now.UTC().Format("20060102T150405Z") + "-" + newID(3)
+	dir := filepath.Join(r.cfg.DataDir, room, id)
+	if err := os.MkdirAll(filepath.Join(dir, "tracks"), 0o755); err != nil {
+		return nil, fmt.Errorf("capture: session folder: %w", err)
+	}
+	jr, err := openJournal(filepath.Join(dir, JournalName))
+	if err != nil {
+		return nil, err
+	}
+	s := &session{
+		rec: r, room: room, id: id, dir: dir, start: now, jr: jr,
+		log:       r.log.With("room", room, "session", id),
+		publishes: map[string]*publish{}, participants: map[string]bool{}, lanes: map[string]int{},
+	}
+	if err := jr.append(&record{Type: recSession, At: now.UnixNano(), Room: room, Session: id}); err != nil {
+		jr.close()
+		return nil, err
+	}
+	r.rooms[room] = s
+	s.log.Info("session started", "dir", dir)
+	return s, nil
+}
+
+// publishEnded is called once a publish's tracks are all finished. When the
+// session has no publishers left, the grace period starts.
+func (s *session) publishEnded(p *publish) {
+	r := s.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(s.publishes, p.id)
+	if len(s.publishes) > 0 || s.ending {
+		return
+	}
+	if r.closed {
+		s.ending = true
+		r.pending.Add(1)
+		go func() { defer r.pending.Done(); s.finalize() }()
+		return
+	}
+	s.grace = time.AfterFunc(r.cfg.Grace, func() {
+		r.mu.Lock()
+		if s.ending || len(s.publishes) > 0 || r.rooms[s.room] != s {
+			r.mu.Unlock()
+			return
+		}
+		s.ending = true
+		r.pending.Add(1)
+		r.mu.Unlock()
+		defer r.pending.Done()
+		s.finalize()
+	})
+}
+
+// finalize ends the session: journal, manifest, hook.
+func (s *session) finalize() {
+	r := s.rec
+	if err := s.jr.append(&record{Type: recSessionEnd}); err != nil {
+		s.log.Error("journal session end", "err", err)
+	}
+	if err := s.jr.close(); err != nil {
+		s.log.Error("close journal", "err", err)
+	}
+	r.mu.Lock()
+	if r.rooms[s.room] == s {
+		delete(r.rooms, s.room)
+	}
+	r.mu.Unlock()
+	m, err := Compact(s.dir)
+	if err == nil {
+		err = WriteManifest(s.dir, m)
+	}
+	if err != nil {
+		s.log.Error("manifest not written; the journal is kept and `tapedeck recover` can rebuild it", "err", err)
+		return
+	}
+	s.log.Info("session ended", "manifest", filepath.Join(s.dir, ManifestName), "lanes", len(m.Lanes))
+	if r.cfg.OnSessionEnd != nil {
+		go r.cfg.OnSessionEnd(SessionEnded{Room: s.room, Session: s.id, Dir: s.dir, Manifest: m})
+	}
+}
+
+// Close stops accepting publishes, ends every publish, finalizes every open
+// session and waits for that, or for ctx.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	var pubs []*publish
+	var idle []*session
+	for _, s := range r.rooms {
+		for _, p := range s.publishes {
+			pubs = append(pubs, p)
+		}
+		if len(s.publishes) == 0 && !s.ending {
+			if s.grace != nil {
+				s.grace.Stop()
+			}
+			s.ending = true
+			idle = append(idle, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range pubs {
+		p.end("recorder closing")
+	}
+	for _, s := range idle {
+		r.pending.Add(1)
+		go func() { defer r.pending.Done(); s.finalize() }()
+	}
+	done := make(chan struct{})
+	go func() { r.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+		r.muxOnce.Do(func() {
+			if err := r.mux.Close(); err != nil {
+				r.muxErr = fmt.Errorf("capture: close media socket: %w", err)
+			}
+		})
+		return r.muxErr
+	case <-ctx.Done():
+		return fmt.Errorf("capture: close: %w", ctx.Err())
+	}
+}
+
+// Sessions lists the sessions being recorded now as room/session pairs.
+func (r *Recorder) Sessions() []SessionInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []SessionInfo
+	for _, s := range r.rooms {
+		out = append(out, SessionInfo{Room: s.room, Session: s.id, Dir: s.dir, Publishes: len(s.publishes)})
+	}
+	return out
+}
+
+// SessionInfo describes a session being recorded.
+type SessionInfo struct {
+	Room, Session, Dir string
+	Publishes          int
+}

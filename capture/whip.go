@@ -1,0 +1,205 @@
+package capture
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// MaxOfferBytes is the largest SDP offer accepted.
+const MaxOfferBytes = 64 << 10
+
+// validName is what a room or participant name may be: it becomes a folder
+// name, so no separators, no dot-dot, no leading dot.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// CheckName returns an error saying what is wrong with a room or
+// participant name, or nil.
+func CheckName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s is empty", what)
+	case len(name) > 64:
+		return fmt.Errorf("%s is longer than 64 characters", what)
+	case !validName.MatchString(name) || strings.Contains(name, ".."):
+		return fmt.Errorf("%s %q may only hold letters, digits, '_', '-' and '.', and must start with a letter or digit", what, name)
+	}
+	return nil
+}
+
+// Handler returns the WHIP endpoint (RFC 9725):
+//
+//	POST   /whip/{room}?participant={name}   publish; 201 with the SDP answer and a Location
+//	DELETE /whip/{room}/{publish}            end the publish
+func (r *Recorder) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /whip/{room}", r.handlePublish)
+	mux.HandleFunc("OPTIONS /whip/{room}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Accept-Post", "application/sdp")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /whip/{room}/{publish}", r.handleDelete)
+	mux.HandleFunc("PATCH /whip/{room}/{publish}", func(w http.ResponseWriter, _ *http.Request) {
+		// Trickle ICE and ICE restarts are not supported (RFC 9725, 4.3).
+		w.Header().Set("Allow", "DELETE")
+		http.Error(w, "trickle ICE is not supported: gather all candidates before POSTing the offer", http.StatusMethodNotAllowed)
+	})
+	return mux
+}
+
+// authorized checks the bearer token in constant time.
+func (r *Recorder) authorized(req *http.Request) bool {
+	if len(r.cfg.Tokens) == 0 {
+		return true
+	}
+	h := req.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	got := []byte(strings.TrimSpace(h[len(prefix):]))
+	ok := 0
+	for _, t := range r.cfg.Tokens {
+		ok |= subtle.ConstantTimeCompare(got, []byte(t))
+	}
+	return ok == 1
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tapedeck"`)
+	http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+}
+
+func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
+	if !r.authorized(req) {
+		unauthorized(w)
+		return
+	}
+	room := req.PathValue("room")
+	participant := req.URL.Query().Get("participant")
+	if err := CheckName("room", room); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := CheckName("participant", participant); err != nil {
+		http.Error(w, err.Error()+" (set ?participant=NAME)", http.StatusBadRequest)
+		return
+	}
+	ct, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || ct != "application/sdp" {
+		http.Error(w, "Content-Type must be application/sdp", http.StatusUnsupportedMediaType)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxOfferBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", MaxOfferBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading offer: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := checkOffer(body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p, answer, err := r.publish(req.Context(), room, participant, string(body))
+	if err != nil {
+		var bad *badOfferError
+		switch {
+		case errors.As(err, &bad):
+			http.Error(w, bad.Error(), http.StatusBadRequest)
+		case errors.Is(err, errClosed):
+			http.Error(w, "recorder is shutting down", http.StatusServiceUnavailable)
+		default:
+			r.log.Error("publish failed", "room", room, "participant", participant, "err", err)
+			http.Error(w, "could not start the publish", http.StatusInternalServerError)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", "/whip/"+room+"/"+p.id)
+	w.Header().Set("ETag", `"`+p.id+`"`)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (r *Recorder) handleDelete(w http.ResponseWriter, req *http.Request) {
+	if !r.authorized(req) {
+		unauthorized(w)
+		return
+	}
+	room, id := req.PathValue("room"), req.PathValue("publish")
+	r.mu.Lock()
+	var p *publish
+	if s := r.rooms[room]; s != nil {
+		p = s.publishes[id]
+	}
+	r.mu.Unlock()
+	if p == nil {
+		http.Error(w, "no such publish", http.StatusNotFound)
+		return
+	}
+	go p.end("client ended (DELETE)")
+	w.WriteHeader(http.StatusOK)
+}
+
+// badOfferError is an offer pion would not accept.
+type badOfferError struct{ err error }
+
+func (e *badOfferError) Error() string { return "bad SDP offer: " + e.err.Error() }
+func (e *badOfferError) Unwrap() error { return e.err }
+
+// checkOffer parses the offer and checks it carries media in a codec tapedeck
+// records.
+func checkOffer(b []byte) error {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(b)); err != nil {
+		return fmt.Errorf("malformed SDP offer: %v", err)
+	}
+	if len(sd.MediaDescriptions) == 0 {
+		return errors.New("SDP offer has no media sections")
+	}
+	known := map[string]bool{}
+	for _, c := range recordedCodecs() {
+		known[strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(c.MimeType, "audio/"), "video/"))] = true
+	}
+	var offered []string
+	for _, md := range sd.MediaDescriptions {
+		for _, a := range md.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			f := strings.Fields(a.Value)
+			if len(f) < 2 {
+				continue
+			}
+			name := strings.ToLower(strings.SplitN(f[1], "/", 2)[0])
+			if known[name] {
+				return nil
+			}
+			offered = append(offered, name)
+		}
+	}
+	return fmt.Errorf("SDP offer has no codec tapedeck records (offered %s; accepted: opus, vp8, vp9, h264)", strings.Join(offered, ", "))
+}
+
+// waitGathering waits for ICE gathering with a bound.
+func waitGathering(pc *webrtc.PeerConnection, d time.Duration) error {
+	select {
+	case <-webrtc.GatheringCompletePromise(pc):
+		return nil
+	case <-time.After(d):
+		return errors.New("ICE gathering did not complete")
+	}
+}

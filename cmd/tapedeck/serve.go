@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tapedeck/tapedeck/capture"
+)
+
+type serveFlags struct {
+	listen      string
+	data        string
+	tokens      []string
+	segDuration time.Duration
+	segSize     int64
+	grace       time.Duration
+	allowPublic bool
+	natIPs      []string
+	udpPort     int
+	drain       time.Duration
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the capture service (WHIP ingest at POST /whip/{room}?participant={name})",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if env := os.Getenv("TAPEDECK_TOKEN"); env != "" {
+				f.tokens = append(f.tokens, env)
+			}
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", f.listen)
+			if err != nil {
+				return fmt.Errorf("serve: listen on %s: %w", f.listen, err)
+			}
+			return serve(cmd.Context(), ln, cfg, f.drain, log)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address for the HTTP (WHIP) endpoint")
+	fl.StringVar(&f.data, "data", "recordings", "folder recordings are written to")
+	fl.StringArrayVar(&f.tokens, "token", nil, "accepted bearer token (repeatable; also $TAPEDECK_TOKEN)")
+	fl.DurationVar(&f.segDuration, "segment-duration", capture.DefaultSegmentDuration, "rotate track files after this much media")
+	fl.Int64Var(&f.segSize, "segment-size", capture.DefaultSegmentSize, "rotate track files after this many bytes")
+	fl.DurationVar(&f.grace, "grace", capture.DefaultGrace, "keep a room's session open this long after its last publisher left")
+	fl.BoolVar(&f.allowPublic, "allow-public", false, "allow listening on a non-loopback address without --token")
+	fl.StringSliceVar(&f.natIPs, "nat-ip", nil, "public IP to announce in ICE candidates (1:1 NAT)")
+	fl.IntVar(&f.udpPort, "udp-port", 0, "the one UDP port all media arrives on (0: a random port)")
+	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for sessions to finish")
+	return cmd
+}
+
+func (f *serveFlags) config() (capture.Config, error) {
+	host, _, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return capture.Config{}, usageError("--listen %q: %v", f.listen, err)
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && len(f.tokens) == 0 && !f.allowPublic {
+		return capture.Config{}, usageError("--listen %s is not a loopback address and no --token is set: anyone could publish; set --token, or --allow-public if that is what you want", f.listen)
+	}
+	cfg := capture.Config{
+		DataDir: f.data, Tokens: f.tokens, SegmentDuration: f.segDuration, SegmentSize: f.segSize, Grace: f.grace,
+		ICE: capture.ICEConfig{LoopbackOnly: loopback, NAT1To1IPs: f.natIPs, UDPPort: f.udpPort},
+	}
+	if f.udpPort < 0 || f.udpPort > 65535 {
+		return capture.Config{}, usageError("--udp-port %d: want 0 to 65535", f.udpPort)
+	}
+	return cfg, nil
+}
+
+// serve recovers unfinished sessions, runs the recorder on ln until ctx
+// ends, then drains: no new publishes, running ones are ended and their
+// sessions finalized, bounded by drain.
+func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.Duration, log *slog.Logger) error {
+	recovered, err := capture.Recover(cfg.DataDir, log)
+	if err != nil {
+		log.Error("some sessions could not be recovered; their journals are kept", "err", err)
+	}
+	for _, s := range recovered {
+		log.Info("recovered session from a previous run", "room", s.Room, "session", s.Session, "dir", s.Dir)
+	}
+	rec, err := capture.New(cfg, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           rec.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("tapedeck serving", "whip", "http://"+ln.Addr().String()+"/whip/{room}?participant={name}", "data", cfg.DataDir)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	case <-ctx.Done():
+	}
+	log.Info("draining: ending publishes and finalizing sessions", "timeout", drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	_ = srv.Shutdown(dctx)
+	if err := rec.Close(dctx); err != nil {
+		return fmt.Errorf("serve: drain: %w (unfinished sessions are recovered at the next start)", err)
+	}
+	return nil
+}

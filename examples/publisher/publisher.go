@@ -1,0 +1,446 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	gatherTimeout  = 10 * time.Second
+	connectTimeout = 15 * time.Second
+	httpTimeout    = 15 * time.Second
+	reportInterval = time.Second
+
+	videoClockRate = 90000
+	audioClockRate = 48000
+
+	ptVP8  = 96
+	ptH264 = 102
+	ptOpus = 111
+
+	h264Fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+)
+
+// Result tells what Run sent.
+type Result struct {
+	// Location is the absolute URL of the WHIP session.
+	Location string
+	// Start is the common start instant of both tracks (sender wall clock,
+	// without ClockOffset): video frame i is due at Start + i/FPS, audio
+	// packet k at Start + k*20ms.
+	Start time.Time
+	// End is when sending stopped.
+	End time.Time
+	// Interrupted is set when ctx ended the publish before Duration.
+	Interrupted bool
+	// Tracks: the video track first (if any), then the audio track.
+	Tracks []TrackResult
+	// Marks are the sync marks sent, in order.
+	Marks []Mark
+}
+
+// TrackResult is what was sent on one track.
+type TrackResult struct {
+	Kind        string // "video" or "audio"
+	Codec       string // negotiated MIME type, e.g. "video/VP8"
+	PayloadType uint8
+	SSRC        uint32
+	ClockRate   uint32
+	// FirstRTPTimestamp is the RTP timestamp of frame/packet 0, sent at
+	// Start. Frame i has FirstRTPTimestamp + i*90000/FPS, audio packet k
+	// FirstRTPTimestamp + k*960.
+	FirstRTPTimestamp   uint32
+	FirstSequenceNumber uint16
+	Frames              int   // video frames or audio packets sent
+	Packets             int   // original RTP packets written, dropped ones included
+	PayloadBytes        int64 // payload bytes of those
+	Dropped             int   // original packets dropped on purpose (Loss)
+	Retransmitted       int   // retransmissions asked by NACK, dropped ones included
+	RetransmitsDropped  int   // retransmissions dropped on purpose
+	NACKs, PLIs, FIRs   int   // RTCP feedback received
+	AudioLevel          bool  // the audio level header extension was negotiated and set
+	AbsSendTime         bool  // the abs-send-time header extension was negotiated and set
+}
+
+// Mark is one sync mark: the white video frame and the start of the tone
+// burst, due at the same instant.
+type Mark struct {
+	Index int
+	At    time.Time // Start + Index*MarkPeriod
+	// VideoSent and AudioSent are when the flash frame and the audio packet
+	// starting the tone were handed to the network stack (sender wall
+	// clock, without ClockOffset); zero without that track.
+	VideoSent, AudioSent time.Time
+	// VideoRTP and AudioRTP are their RTP timestamps.
+	VideoRTP, AudioRTP uint32
+}
+
+// Track returns the result of the track of that kind ("video" or "audio").
+func (r Result) Track(kind string) (TrackResult, bool) {
+	for _, t := range r.Tracks {
+		if t.Kind == kind {
+			return t, true
+		}
+	}
+	return TrackResult{}, false
+}
+
+// Run publishes one participant until cfg.Duration has passed or ctx is
+// done, then ends the WHIP session. A ctx that ends while media is being
+// sent is a hang-up, not an error: Run ends the session and returns the
+// Result with Interrupted set. log may be nil.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	endpoint, err := cfg.endpointURL()
+	if err != nil {
+		return Result{}, err
+	}
+	log = log.With("participant", cfg.Participant)
+
+	_, vclip, aclip, err := prepareMedia(ctx, cfg, log)
+	if err != nil {
+		return Result{}, err
+	}
+
+	s, err := newSession(cfg, endpoint, log)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	if err := s.addTracks(vclip, aclip); err != nil {
+		return Result{}, err
+	}
+	res, err := s.run(ctx, vclip, aclip)
+	return res, err
+}
+
+// session is one publish: the peer connection and its tracks.
+type session struct {
+	cfg      Config
+	endpoint *url.URL
+	log      *slog.Logger
+	clock    func() time.Time // the sender's (possibly wrong) wall clock
+	loss     *lossFactory
+	pc       *webrtc.PeerConnection
+	http     *http.Client
+
+	video, audio       *localTrack
+	videoFB, audioFB   *feedbackCounts
+	connected, failed  chan struct{}
+	onceConn, onceFail sync.Once
+	rtcpDone           sync.WaitGroup
+
+	framesSent, packetsSent int
+}
+
+// feedbackCounts counts the RTCP feedback received for one track.
+type feedbackCounts struct{ nacks, plis, firs atomic.Int64 }
+
+func newSession(cfg Config, endpoint *url.URL, log *slog.Logger) (*session, error) {
+	s := &session{
+		cfg: cfg, endpoint: endpoint, log: log,
+		clock:     func() time.Time { return time.Now().Add(cfg.ClockOffset) },
+		loss:      newLossFactory(cfg.Loss, cfg.Seed),
+		http:      &http.Client{Timeout: httpTimeout},
+		connected: make(chan struct{}), failed: make(chan struct{}),
+	}
+	api, err := s.newAPI()
+	if err != nil {
+		return nil, err
+	}
+	s.pc, err = api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("publisher: new peer connection: %w", err)
+	}
+	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		log.Debug("publisher: connection state", "state", st.String())
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			s.onceConn.Do(func() { close(s.connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			s.onceFail.Do(func() { close(s.failed) })
+		}
+	})
+	return s, nil
+}
+
+// newAPI sets up codecs, header extensions, interceptors and ICE.
+func (s *session) newAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	switch s.cfg.Video {
+	case VP8:
+		if err := registerVideo(m, webrtc.MimeTypeVP8, ptVP8, ""); err != nil {
+			return nil, err
+		}
+	case H264:
+		if err := registerVideo(m, webrtc.MimeTypeH264, ptH264, h264Fmtp); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.Audio {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: audioClockRate, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+			PayloadType:        ptOpus,
+		}, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("publisher: register opus: %w", err)
+		}
+	}
+	exts := []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{
+		{sdp.AudioLevelURI, webrtc.RTPCodecTypeAudio},
+		{sdp.ABSSendTimeURI, webrtc.RTPCodecTypeAudio},
+		{sdp.ABSSendTimeURI, webrtc.RTPCodecTypeVideo},
+	}
+	for _, e := range exts {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {
+			return nil, fmt.Errorf("publisher: register header extension %s: %w", e.uri, err)
+		}
+	}
+
+	// Interceptors wrap the network writer in the order they are added:
+	// the first added is the closest to the network. The loss stage goes
+	// first, so the NACK responder (next) keeps every packet and its
+	// resends go through the loss stage too; the sender report interceptor
+	// sees every packet, dropped or not, at the instant it is sent.
+	reg := &interceptor.Registry{}
+	reg.Add(s.loss)
+	if err := webrtc.ConfigureNack(m, reg); err != nil {
+		return nil, fmt.Errorf("publisher: NACK interceptors: %w", err)
+	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "ccm", Parameter: "fir"}, webrtc.RTPCodecTypeVideo)
+	if err := webrtc.ConfigureRTCPReportsWithOptions(reg, nil,
+		report.SenderNow(s.clock), report.SenderInterval(reportInterval)); err != nil {
+		return nil, fmt.Errorf("publisher: RTCP report interceptors: %w", err)
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: s.log}}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if isLoopbackHost(s.endpoint.Hostname()) {
+		loop := net.IPv4(127, 0, 0, 1)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(loop) })
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+func registerVideo(m *webrtc.MediaEngine, mimeType string, pt uint8, fmtp string) error {
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mimeType, ClockRate: videoClockRate, SDPFmtpLine: fmtp},
+		PayloadType:        webrtc.PayloadType(pt),
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return fmt.Errorf("publisher: register %s: %w", mimeType, err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: videoClockRate, SDPFmtpLine: fmt.Sprintf("apt=%d", pt)},
+		PayloadType:        webrtc.PayloadType(pt + 1),
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return fmt.Errorf("publisher: register rtx for %s: %w", mimeType, err)
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// addTracks adds a sendonly transceiver per track and starts reading the
+// RTCP the receiver sends about it.
+func (s *session) addTracks(vclip *videoClip, aclip *audioClip) error {
+	if vclip != nil {
+		c := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: videoClockRate}
+		if vclip.codec == H264 {
+			c = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: videoClockRate, SDPFmtpLine: h264Fmtp}
+		}
+		t, err := newLocalTrack(webrtc.RTPCodecTypeVideo, c, "video", s.cfg.Participant, s.clock)
+		if err != nil {
+			return err
+		}
+		s.video, s.videoFB = t, &feedbackCounts{}
+		if err := s.addTrack(t, s.videoFB); err != nil {
+			return err
+		}
+	}
+	if aclip != nil {
+		c := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: audioClockRate, Channels: 2}
+		t, err := newLocalTrack(webrtc.RTPCodecTypeAudio, c, "audio", s.cfg.Participant, s.clock)
+		if err != nil {
+			return err
+		}
+		s.audio, s.audioFB = t, &feedbackCounts{}
+		if err := s.addTrack(t, s.audioFB); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) addTrack(t *localTrack, fb *feedbackCounts) error {
+	tr, err := s.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return fmt.Errorf("publisher: add %s transceiver: %w", t.kind, err)
+	}
+	sender := tr.Sender()
+	log := s.log.With("track", t.kind.String())
+	s.rtcpDone.Add(1)
+	go func() {
+		defer s.rtcpDone.Done()
+		// Reading is what makes the interceptors (NACK responder, reports)
+		// see the receiver's RTCP.
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				switch p := p.(type) {
+				case *rtcp.PictureLossIndication:
+					n := fb.plis.Add(1)
+					log.Info("publisher: the receiver asked for a keyframe (PLI); the media has one every second", "plis", n)
+				case *rtcp.FullIntraRequest:
+					n := fb.firs.Add(1)
+					log.Info("publisher: the receiver asked for a keyframe (FIR); the media has one every second", "firs", n)
+				case *rtcp.TransportLayerNack:
+					fb.nacks.Add(1)
+					log.Debug("publisher: NACK", "pairs", len(p.Nacks))
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// run does the WHIP exchange, sends the media and ends the session.
+func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (Result, error) {
+	var res Result
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		return res, fmt.Errorf("publisher: create offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(s.pc)
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return res, fmt.Errorf("publisher: set local description: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return res, fmt.Errorf("publisher: gathering ICE candidates: %w", ctx.Err())
+	case <-time.After(gatherTimeout):
+		return res, fmt.Errorf("publisher: gathering ICE candidates took more than %v", gatherTimeout)
+	}
+
+	answer, location, err := whipPost(ctx, s.http, s.endpoint, s.cfg.Token, s.pc.LocalDescription().SDP)
+	if err != nil {
+		return res, err
+	}
+	res.Location = location.String()
+	s.log.Info("publisher: WHIP session created", "location", res.Location)
+
+	sendErr := s.connectAndSend(ctx, answer, vclip, aclip, &res)
+
+	// Hang up: DELETE the session even when ctx is done.
+	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpTimeout)
+	defer cancel()
+	delErr := whipDelete(delCtx, s.http, location, s.cfg.Token)
+	if delErr == nil {
+		s.log.Info("publisher: WHIP session deleted")
+	}
+	closeErr := s.pc.Close()
+	if closeErr != nil {
+		closeErr = fmt.Errorf("publisher: close peer connection: %w", closeErr)
+	}
+	s.rtcpDone.Wait()
+	s.collect(&res)
+	return res, errors.Join(sendErr, delErr, closeErr)
+}
+
+func (s *session) connectAndSend(ctx context.Context, answer string, vclip *videoClip, aclip *audioClip, res *Result) error {
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("publisher: the WHIP answer was refused: %w", err)
+	}
+	timer := time.NewTimer(connectTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.connected:
+	case <-s.failed:
+		return fmt.Errorf("%w: ICE/DTLS failed (state %s)", errNotConnected, s.pc.ConnectionState())
+	case <-timer.C:
+		return fmt.Errorf("%w within %v (state %s, ICE %s): is the server reachable over UDP?",
+			errNotConnected, connectTimeout, s.pc.ConnectionState(), s.pc.ICEConnectionState())
+	case <-ctx.Done():
+		return fmt.Errorf("publisher: waiting for the connection: %w", ctx.Err())
+	}
+	for _, t := range []*localTrack{s.video, s.audio} {
+		if t != nil && !t.info().bound {
+			return fmt.Errorf("publisher: the %s track was not negotiated", t.kind)
+		}
+	}
+	s.log.Info("publisher: connected, sending", "duration", s.cfg.Duration)
+	p := &pacer{cfg: s.cfg, video: s.video, audio: s.audio, vclip: vclip, aclip: aclip, log: s.log}
+	err := p.run(ctx, s.failed, res)
+	s.framesSent, s.packetsSent = p.vi, p.ai
+	if err == nil && res.Interrupted {
+		s.log.Info("publisher: stopped before the end", "sent", res.End.Sub(res.Start).Round(time.Millisecond))
+	}
+	return err
+}
+
+// collect fills the per-track results.
+func (s *session) collect(res *Result) {
+	add := func(kind string, t *localTrack, fb *feedbackCounts, frames int) {
+		if t == nil {
+			return
+		}
+		in := t.info()
+		st := s.loss.snapshot(in.ssrc)
+		tr := TrackResult{
+			Kind: kind, Codec: in.mime, PayloadType: in.pt, SSRC: in.ssrc,
+			FirstRTPTimestamp: in.ts0, FirstSequenceNumber: st.FirstSeq,
+			Frames: frames, Packets: st.Packets, PayloadBytes: st.Bytes, Dropped: st.Dropped,
+			Retransmitted: st.Retransmits, RetransmitsDropped: st.RetransmitsDrops,
+			NACKs: int(fb.nacks.Load()), PLIs: int(fb.plis.Load()), FIRs: int(fb.firs.Load()),
+			AudioLevel: in.levelExt, AbsSendTime: in.absSendTime,
+		}
+		tr.ClockRate = videoClockRate
+		if kind == "audio" {
+			tr.ClockRate = audioClockRate
+		}
+		res.Tracks = append(res.Tracks, tr)
+	}
+	add("video", s.video, s.videoFB, s.framesSent)
+	add("audio", s.audio, s.audioFB, s.packetsSent)
+}
+
+func (s *session) close() {
+	if err := s.pc.Close(); err != nil {
+		s.log.Debug("publisher: close peer connection", "err", err)
+	}
+	s.rtcpDone.Wait()
+}
