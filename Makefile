@@ -32,7 +32,7 @@ demo: deps
 ## bench: capture path figures (per packet, and a loopback load run); prints a report
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
-	$(GO) run ./cmd/tapedeck bench-capture --publishers 20 --duration 30s
+	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -317,12 +316,47 @@ func TestRotation(t *testing.T) {
 	}
 }
 
-// sortedKeys is used for stable failure messages.
-func sortedKeys(m map[string]int) []string {
-	var k []string
-	for s := range m {
-		k = append(k, s)
+
+// TestRepublishReplaces publishes the same participant again while the first
+// publish is still live (a page reload): the first publish is ended, and both
+// publishes' tracks stay on the participant's two lanes.
+func TestRepublishReplaces(t *testing.T) {
+	t.Parallel()
+	r := startRecorder(t, capture.Config{Grace: time.Second})
+	runCall(t, r.base+"/whip/reload", []pub{
+		{name: "gina", video: publisher.VP8, dur: 6 * time.Second},
+		{name: "gina", video: publisher.H264, join: 3 * time.Second, dur: 3 * time.Second},
+	})
+	s := r.waitSession(t, 30*time.Second)
+	m := readManifest(t, s.Dir)
+	if got, want := len(m.Participants), 1; got != want {
+		t.Fatalf("participants = %d, want %d", got, want)
 	}
-	sort.Strings(k)
-	return k
+	pubs := m.Participants[0].Publishes
+	if got, want := len(pubs), 2; got != want {
+		t.Fatalf("publishes = %d, want %d", got, want)
+	}
+	if got, want := pubs[0].EndReason, "replaced by a new publish of the same participant"; got != want {
+		t.Errorf("first publish ended with %q, want %q", got, want)
+	}
+	if pubs[0].EndUnixNS > pubs[1].StartUnixNS+int64(time.Second) {
+		t.Errorf("first publish ended %v after the second started", time.Duration(pubs[0].EndUnixNS-pubs[1].StartUnixNS))
+	}
+	if got, want := len(m.Lanes), 2; got != want {
+		t.Fatalf("lanes = %d, want %d", got, want)
+	}
+	for _, l := range m.Lanes {
+		if got, want := len(l.Tracks), 2; got != want {
+			t.Errorf("lane %s: %d tracks, want %d", l.ID, got, want)
+		}
+		for _, tr := range l.Tracks {
+			for _, sg := range tr.Segments {
+				decodeStrict(t, filepath.Join(s.Dir, sg.Path))
+			}
+		}
+	}
+	video, _ := m.Lane("gina/video")
+	if got, want := video.Tracks[1].Codec.Name, "h264"; got != want {
+		t.Errorf("second video track codec %s, want %s", got, want)
+	}
 }

@@ -43,6 +43,19 @@ type Config struct {
 	// OnSessionEnd, if set, is called (in its own goroutine) after a
 	// session's manifest has been written.
 	OnSessionEnd func(SessionEnded)
+	// OnSegmentClosed, if set, is called (in its own goroutine) when a
+	// track file is finished and will not be written again, so that it can
+	// be uploaded while the call goes on.
+	OnSegmentClosed func(SegmentClosed)
+}
+
+// SegmentClosed describes a finished track file.
+type SegmentClosed struct {
+	Room, Session string
+	Dir           string // the session folder
+	Path          string // the file, relative to Dir, slash-separated
+	Lane, Track   string
+	Bytes         int64
 }
 
 // ICEConfig says which addresses and ports WebRTC media may use.

@@ -401,6 +401,11 @@ func (t *trackRecorder) closeSegment() {
 	}}); err != nil {
 		t.log.Error("journal segment close", "err", err)
 	}
+	if hook := t.cfg.OnSegmentClosed; hook != nil {
+		s := t.p.sess
+		ev := SegmentClosed{Room: s.room, Session: s.id, Dir: s.dir, Path: sg.path, Lane: t.lane, Track: t.id, Bytes: sg.w.Bytes()}
+		go hook(ev)
+	}
 }
 
 // readRTCP journals the sender reports of the track's SSRC.

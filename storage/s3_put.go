@@ -93,8 +93,8 @@ func (c *S3) put(ctx context.Context, key string, r io.Reader, size int64) (info
 	}()
 	for n := 1; ; n++ {
 		if n > MaxParts {
-			return ObjectInfo{}, fmt.Errorf("more than %d bytes of unknown size (the most %d parts starting at %d bytes "+
-				"hold): pass the size", total, MaxParts, partSize(1))
+			return ObjectInfo{}, fmt.Errorf("the body is larger than %d bytes, the most an upload of unknown size "+
+				"holds with parts starting at %d bytes: pass the size", MaxUnknownSize(c.partSize), partSize(1))
 		}
 		want := partSize(n)
 		if size >= 0 {

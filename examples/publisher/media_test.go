@@ -16,7 +16,7 @@ func decodeGrayMeans(t *testing.T, path string) []float64 {
 	t.Helper()
 	const w, h = 16, 12
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path,
-		"-vf", "scale=16:12", "-f", "rawvideo", "-pix_fmt", "gray", "-").Output()
+		"-vf", "scale=16:12", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-").Output()
 	if err != nil {
 		t.Fatalf("decode %s: %v", path, err)
 	}

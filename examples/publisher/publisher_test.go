@@ -17,11 +17,12 @@ import (
 	"github.com/pion/rtp"
 )
 
-// needFFmpeg skips a test when ffmpeg is not installed.
+// needFFmpeg fails a test when ffmpeg is not installed: a missing tool
+// must never pass silently.
 func needFFmpeg(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg is not installed (apt-get install ffmpeg)")
+		t.Fatal("ffmpeg is not installed: run `make deps` (apt-get install ffmpeg)")
 	}
 }
 
