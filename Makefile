@@ -9,11 +9,13 @@ FUZZTIME  ?= 20s
 
 all: build
 
-## deps: install what the tests and the demo need (FFmpeg from Debian, versitygw with go install)
+CHROMIUM  := /usr/lib/chromium/chromium
+
+## deps: install what the tests and the demo need (FFmpeg and Chromium from Debian, versitygw with go install)
 deps:
-	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || { \
-		echo "installing ffmpeg from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg; }
+	@{ command -v ffmpeg && command -v ffprobe && test -x $(CHROMIUM); } >/dev/null 2>&1 || { \
+		echo "installing ffmpeg and chromium from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg chromium; }
 	@test -x $(VERSITYGW) || { echo "installing versitygw (S3-compatible test server) into .bin"; \
 		GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; }
 

@@ -316,7 +316,6 @@ func TestRotation(t *testing.T) {
 	}
 }
 
-
 // TestRepublishReplaces publishes the same participant again while the first
 // publish is still live (a page reload): the first publish is ended, and both
 // publishes' tracks stay on the participant's two lanes.

@@ -1,23 +1,20 @@
 package capture_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/internal/marks"
 	"github.com/tapedeck/tapedeck/timeline"
 )
 
@@ -88,59 +85,31 @@ func (r *recorderUnderTest) waitSession(t *testing.T, d time.Duration) capture.S
 	return capture.SessionEnded{}
 }
 
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: run `make deps` (installs FFmpeg from Debian's packages)", name)
-	}
-	return p
-}
-
 // decodeStrict decodes a file with `ffmpeg -xerror` and fails the test on
 // any decoding error.
 func decodeStrict(t *testing.T, path string) {
 	t.Helper()
-	out, err := exec.Command(requireTool(t, "ffmpeg"), "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("ffmpeg -xerror %s: %v\n%s", filepath.Base(path), err, out)
+	if err := marks.DecodeStrict(path); err != nil {
+		t.Error(err)
 	}
 }
 
 // probePackets returns the pts (seconds) and keyframe flags of every packet.
 func probePackets(t *testing.T, path string) (pts []float64, key []bool) {
 	t.Helper()
-	out, err := exec.Command(requireTool(t, "ffprobe"), "-v", "error", "-select_streams", "0", "-show_entries",
-		"packet=pts_time,flags", "-of", "csv=p=0", path).Output()
+	pts, key, err := marks.Packets(path, "")
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		pts = append(pts, v)
-		key = append(key, strings.HasPrefix(f[1], "K"))
+		t.Fatal(err)
 	}
 	return pts, key
 }
 
-// decodePCM decodes an audio file to 48 kHz mono float samples, with gaps
-// in its timestamps (lost packets) filled with silence.
+// decodePCM decodes an audio file to 48 kHz mono samples, gaps filled.
 func decodePCM(t *testing.T, path string) []float64 {
 	t.Helper()
-	out, err := exec.Command(requireTool(t, "ffmpeg"), "-v", "error", "-i", path, "-af", "aresample=async=1:min_hard_comp=0.001:first_pts=0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").Output()
+	s, err := marks.PCM(path)
 	if err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
-	s := make([]float64, len(out)/2)
-	for i := range s {
-		s[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:]))) / 32768
+		t.Fatal(err)
 	}
 	return s
 }
@@ -164,41 +133,12 @@ func toneOnset(s []float64, want, win int) int {
 	return -1
 }
 
-// decodeLuma decodes a video file to 8x8 gray frames and returns each
-// frame's pts and mean luma.
+// decodeLuma decodes a video file to tiny gray frames: pts and mean luma.
 func decodeLuma(t *testing.T, path string) (pts []float64, luma []float64) {
 	t.Helper()
-	cmd := exec.Command(requireTool(t, "ffmpeg"), "-v", "info", "-nostats", "-i", path, "-vf", "scale=8:8,format=gray,showinfo",
-		"-fps_mode", "passthrough", "-f", "rawvideo", "-")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	pts, luma, err := marks.Luma(path)
 	if err != nil {
-		t.Fatalf("decode %s: %v\n%s", path, err, stderr.String())
-	}
-	for _, line := range strings.Split(stderr.String(), "\n") {
-		i := strings.Index(line, "pts_time:")
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(line[i+len("pts_time:"):])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err == nil {
-			pts = append(pts, v)
-		}
-	}
-	for i := 0; i+64 <= len(out); i += 64 {
-		sum := 0
-		for _, b := range out[i : i+64] {
-			sum += int(b)
-		}
-		luma = append(luma, float64(sum)/64)
-	}
-	if len(pts) != len(luma) {
-		t.Fatalf("decode %s: %d pts for %d frames", path, len(pts), len(luma))
+		t.Fatal(err)
 	}
 	return pts, luma
 }

@@ -26,8 +26,9 @@ type Summary struct {
 	// known size and the file holds all of it.
 	Complete bool
 	// ValidBytes is the offset just past the last complete cluster (past
-	// the header when there is no cluster): a damaged or partly written
-	// file can be cut there and stays valid.
+	// the header when there is no cluster; more precisely, past the last
+	// complete Cluster, Info or Tracks element): a damaged or partly
+	// written file can be cut there and keeps every frame counted.
 	ValidBytes int64
 	// Cues is the number of CuePoints found (0 in a file that was not
 	// closed).
@@ -82,8 +83,7 @@ type scanner struct {
 
 	scale      int64  // TimestampScale
 	track      uint64 // TrackNumber of the track counted; 0 = any
-	headerDone bool   // Tracks or a Cluster was read
-	clusters   bool   // a complete Cluster was read
+	headerDone bool   // Tracks was read
 	haveFrame  bool
 
 	// Test hooks.
@@ -173,7 +173,10 @@ func (s *scanner) ebmlHeader() error {
 func (s *scanner) segment(segEnd int64) (Summary, error) {
 	for {
 		if segEnd >= 0 && s.off >= segEnd {
-			s.sum.Complete = s.off == segEnd && s.headerDone
+			if !s.headerDone {
+				return s.sum, fmt.Errorf("mkv: scan: Segment without Tracks: %w", ErrNotMatroska)
+			}
+			s.sum.Complete = s.off == segEnd
 			return s.sum, nil
 		}
 		err := s.segmentChild(segEnd)
@@ -208,6 +211,7 @@ func (s *scanner) segmentChild(segEnd int64) error {
 		if !s.info(body) {
 			return errCorrupt
 		}
+		s.sum.ValidBytes = s.off
 	case idTracks:
 		body, err := s.readBody(size, maxTracks)
 		if err != nil {
@@ -217,14 +221,12 @@ func (s *scanner) segmentChild(segEnd int64) error {
 			return errCorrupt
 		}
 		s.headerDone = true
+		s.sum.ValidBytes = s.off
 	case idCluster:
-		s.headerDone = true
 		if err := s.cluster(size, unknown, segEnd); err != nil {
 			return err
 		}
-		s.clusters = true
 		s.sum.ValidBytes = s.off
-		return nil
 	case idCues:
 		body, err := s.readBody(size, maxCues)
 		if err != nil {
@@ -233,7 +235,6 @@ func (s *scanner) segmentChild(segEnd int64) error {
 		if !s.cues(body) {
 			return errCorrupt
 		}
-		return nil
 	default:
 		if unknown {
 			return errCorrupt
@@ -241,9 +242,6 @@ func (s *scanner) segmentChild(segEnd int64) error {
 		if err := s.skip(size); err != nil {
 			return err
 		}
-	}
-	if !s.clusters {
-		s.sum.ValidBytes = s.off
 	}
 	return nil
 }

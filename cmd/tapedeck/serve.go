@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/examples/browser"
 )
 
 type serveFlags struct {
@@ -101,8 +102,12 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/whip/", rec.Handler())
+	mux.Handle("/publish/", browser.Handler())
+	mux.Handle("/{$}", http.RedirectHandler("/publish/", http.StatusFound))
 	srv := &http.Server{
-		Handler:           rec.Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -111,7 +116,8 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tapedeck serving", "whip", "http://"+ln.Addr().String()+"/whip/{room}?participant={name}", "data", cfg.DataDir)
+	log.Info("tapedeck serving", "whip", "http://"+ln.Addr().String()+"/whip/{room}?participant={name}",
+		"publish_page", "http://"+ln.Addr().String()+"/publish/", "data", cfg.DataDir)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {

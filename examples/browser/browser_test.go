@@ -1,0 +1,313 @@
+package browser_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/examples/browser"
+	"github.com/tapedeck/tapedeck/internal/marks"
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// chromiumPath finds Debian's Chromium binary (not the /usr/bin wrapper),
+// failing the test with the reason when there is none.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("TAPEDECK_CHROMIUM"), "/usr/lib/chromium/chromium"} {
+		if p == "" {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	t.Fatal("Chromium not found at /usr/lib/chromium/chromium: run `make deps` (apt-get install chromium) or set TAPEDECK_CHROMIUM")
+	return ""
+}
+
+type server struct {
+	base     string
+	sessions chan capture.SessionEnded
+}
+
+func startServer(t *testing.T) *server {
+	t.Helper()
+	s := &server{sessions: make(chan capture.SessionEnded, 4)}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rec, err := capture.New(capture.Config{
+		DataDir: t.TempDir(), Grace: 4 * time.Second, ICE: capture.ICEConfig{LoopbackOnly: true},
+		OnSessionEnd: func(e capture.SessionEnded) { s.sessions <- e },
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/whip/", rec.Handler())
+	mux.Handle("/publish/", browser.Handler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = rec.Close(ctx)
+	})
+	s.base = "http://" + ln.Addr().String()
+	return s
+}
+
+// runBrowser opens the publish page in a headless Chromium with a fake
+// camera and microphone, lets it publish for d, and closes it.
+func runBrowser(ctx context.Context, t *testing.T, bin, url string, d time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, d+15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, bin, "--headless=new", "--no-sandbox", "--disable-gpu",
+		"--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--user-data-dir="+t.TempDir(), "--allow-loopback-in-peer-connection",
+		"--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
+		"--disable-background-timer-throttling", "--disable-renderer-backgrounding", url)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start chromium: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("chromium exited early: %v\n%s", err, lastLines(out.String(), 15))
+	case <-time.After(d + 3*time.Second): // the page stops itself after d
+	case <-ctx.Done():
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// placed are mark times on the recorder's clock (Unix seconds).
+type placed struct{ flashes, tones []float64 }
+
+// findMarks places every flash and tone onset of a participant's lanes on
+// the recorder's clock through the sync model.
+func findMarks(t *testing.T, dir string, m *timeline.Manifest, s *timeline.Sync, who string) placed {
+	t.Helper()
+	var p placed
+	at := func(tr timeline.Track, sg timeline.Segment, sec float64) float64 {
+		rtp := sg.FirstRTP - tr.CodecDelay + int64(math.Round(sec*float64(tr.Codec.ClockRate)))
+		ns, err := s.RecorderTime(tr.ID, rtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(ns) / 1e9
+	}
+	if l, ok := m.Lane(who + "/video"); ok {
+		for _, tr := range l.Tracks {
+			for _, sg := range tr.Segments {
+				pts, luma, err := marks.Luma(filepath.Join(dir, sg.Path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range marks.Flashes(pts, luma) {
+					p.flashes = append(p.flashes, at(tr, sg, f))
+				}
+			}
+		}
+	}
+	if l, ok := m.Lane(who + "/audio"); ok {
+		for _, tr := range l.Tracks {
+			for _, sg := range tr.Segments {
+				pcm, err := marks.PCM(filepath.Join(dir, sg.Path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range marks.Tones(pcm, 0.2) {
+					p.tones = append(p.tones, at(tr, sg, o))
+				}
+			}
+		}
+	}
+	return p
+}
+
+func ms(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = x * 1000
+	}
+	return out
+}
+
+// TestBrowsersPublish has two headless Chromiums publish sync marks to one
+// room, a few seconds apart; ben leaves and comes back. The session must
+// hold every track, every file must decode, and the flashes and beeps, placed
+// on the recorder's clock by the sync model, must line up: within each
+// participant (A/V offset) and between them (both pages put their marks on
+// multiples of a second of the same wall clock).
+func TestBrowsersPublish(t *testing.T) {
+	bin := chromiumPath(t)
+	srv := startServer(t)
+	page := func(who string, d time.Duration) string {
+		return fmt.Sprintf("%s/publish/?room=browsers&participant=%s&mode=sync&period=1000&autostart=1&duration=%d", srv.base, who, int(d.Seconds()))
+	}
+	ctx := t.Context()
+	errs := make(chan error, 3)
+	go func() { errs <- runBrowser(ctx, t, bin, page("anna", 16*time.Second), 16*time.Second) }()
+	go func() {
+		time.Sleep(3 * time.Second)
+		if err := runBrowser(ctx, t, bin, page("ben", 5*time.Second), 5*time.Second); err != nil {
+			errs <- err
+			return
+		}
+		errs <- runBrowser(ctx, t, bin, page("ben", 5*time.Second), 5*time.Second)
+	}()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var e capture.SessionEnded
+	select {
+	case e = <-srv.sessions:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	m := e.Manifest
+	wantTracks := map[string]int{"anna/audio": 1, "anna/video": 1, "ben/audio": 2, "ben/video": 2}
+	for id, n := range wantTracks {
+		l, ok := m.Lane(id)
+		if !ok {
+			t.Fatalf("lane %s missing; lanes: %+v", id, m.Lanes)
+		}
+		if got := len(l.Tracks); got != n {
+			t.Errorf("lane %s: %d tracks, want %d", id, got, n)
+		}
+		for _, tr := range l.Tracks {
+			if len(tr.SenderReports) == 0 {
+				t.Errorf("lane %s track %s: no sender reports", id, tr.ID)
+			}
+			for _, sg := range tr.Segments {
+				if err := marks.DecodeStrict(filepath.Join(e.Dir, sg.Path)); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	s, err := timeline.NewSync(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range s.Clocks() {
+		t.Logf("clock %s: offset %.1f ms, drift %.1f ppm, %d samples", c.Participant, c.OffsetMS, c.DriftPPM, c.Samples)
+	}
+	for _, l := range m.Lanes {
+		c, _ := s.LaneConfidence(l.ID)
+		t.Logf("lane %s: confidence %+v", l.ID, c)
+	}
+	anna := findMarks(t, e.Dir, m, s, "anna")
+	ben := findMarks(t, e.Dir, m, s, "ben")
+	for _, c := range []struct {
+		who string
+		p   placed
+	}{{"anna", anna}, {"ben", ben}} {
+		av := marks.Pair(c.p.flashes, c.p.tones, 0.4)
+		st := marks.Summarize(ms(av))
+		t.Logf("%s: %d flashes, %d beeps; A/V offset (flash − beep) ms: %v; signed: %.0f", c.who, len(c.p.flashes), len(c.p.tones), st, ms(av))
+		if st.N < 4 {
+			t.Errorf("%s: only %d flash/beep pairs found", c.who, st.N)
+			continue
+		}
+		// Chromium captures the canvas and WebAudio on separate paths; what
+		// we hold the recorder to is that the recording keeps them as sent.
+		if st.P95 > 120 {
+			t.Errorf("%s: A/V offset p95 %.1f ms, want under 120 ms", c.who, st.P95)
+		}
+	}
+	between := marks.Pair(ben.tones, anna.tones, 0.4)
+	st := marks.Summarize(ms(between))
+	t.Logf("between participants (ben − anna beeps) ms: %v; signed: %.0f", st, ms(between))
+	if st.N < 4 {
+		t.Fatalf("only %d beeps of ben matched anna's", st.N)
+	}
+	if st.P95 > 60 {
+		t.Errorf("offset between participants p95 %.1f ms, want under 60 ms", st.P95)
+	}
+}
+
+// TestChromiumFakeDevices records Chromium's own fake camera and microphone:
+// its microphone beeps every 500 ms, and that period must survive capture.
+func TestChromiumFakeDevices(t *testing.T) {
+	bin := chromiumPath(t)
+	srv := startServer(t)
+	url := srv.base + "/publish/?room=fake&participant=cam&mode=camera&autostart=1&duration=8"
+	if err := runBrowser(t.Context(), t, bin, url, 8*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var e capture.SessionEnded
+	select {
+	case e = <-srv.sessions:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	audio, ok := e.Manifest.Lane("cam/audio")
+	if !ok {
+		t.Fatal("no audio lane")
+	}
+	video, ok := e.Manifest.Lane("cam/video")
+	if !ok {
+		t.Fatal("no video lane")
+	}
+	if err := marks.DecodeStrict(filepath.Join(e.Dir, video.Tracks[0].Segments[0].Path)); err != nil {
+		t.Error(err)
+	}
+	pcm, err := marks.PCM(filepath.Join(e.Dir, audio.Tracks[0].Segments[0].Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onsets := marks.Tones(pcm, 0.2)
+	var periods []float64
+	for i := 1; i < len(onsets); i++ {
+		periods = append(periods, (onsets[i]-onsets[i-1])*1000)
+	}
+	if len(periods) < 8 {
+		t.Fatalf("found %d beeps in %d s of Chromium's fake microphone, want about 2 per second", len(onsets), len(pcm)/48000)
+	}
+	sort.Float64s(periods)
+	med := periods[len(periods)/2]
+	var dev []float64
+	for _, p := range periods {
+		dev = append(dev, p-500)
+	}
+	st := marks.Summarize(dev)
+	t.Logf("fake microphone: %d beeps, period median %.1f ms; deviation from 500 ms: %v", len(onsets), med, st)
+	if math.Abs(med-500) > 5 {
+		t.Errorf("beep period median %.1f ms, want 500 ± 5", med)
+	}
+	if st.P95 > 25 {
+		t.Errorf("beep period deviation p95 %.1f ms, want under 25", st.P95)
+	}
+}

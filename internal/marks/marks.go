@@ -1,0 +1,237 @@
+// Package marks finds sync marks — white video flashes and tone bursts — in
+// media files, by decoding them with FFmpeg. Tests of capture, render and
+// the browser path use it to measure audio/video placement in milliseconds.
+package marks
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Tools returns the paths of ffmpeg and ffprobe, or an error saying how to
+// install them.
+func Tools() (ffmpeg, ffprobe string, err error) {
+	ffmpeg, err1 := exec.LookPath("ffmpeg")
+	ffprobe, err2 := exec.LookPath("ffprobe")
+	if err := errors.Join(err1, err2); err != nil {
+		return "", "", fmt.Errorf("marks: ffmpeg/ffprobe not found (run `make deps`): %w", err)
+	}
+	return ffmpeg, ffprobe, nil
+}
+
+// DecodeStrict decodes every stream of a file with `ffmpeg -xerror` and
+// returns an error holding FFmpeg's complaints, if any.
+func DecodeStrict(path string) error {
+	ff, _, err := Tools()
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(ff, "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		return fmt.Errorf("marks: ffmpeg -xerror %s: %v: %s", path, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Packets returns the pts (seconds) and keyframe flags of every packet of
+// the file's first stream of the given kind ("v" or "a"; "" for stream 0).
+func Packets(path, kind string) (pts []float64, key []bool, err error) {
+	_, fp, err := Tools()
+	if err != nil {
+		return nil, nil, err
+	}
+	sel := "0"
+	if kind != "" {
+		sel = kind + ":0"
+	}
+	out, err := exec.Command(fp, "-v", "error", "-select_streams", sel, "-show_entries",
+		"packet=pts_time,flags", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("marks: ffprobe %s: %w", path, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		pts = append(pts, v)
+		key = append(key, strings.HasPrefix(f[1], "K"))
+	}
+	return pts, key, nil
+}
+
+// PCM decodes the first audio stream of a file to 48 kHz mono samples in
+// [-1, 1], placing them by their timestamps: gaps (lost packets) become
+// silence and sample 0 is time 0 of the file.
+func PCM(path string) ([]float64, error) {
+	ff, _, err := Tools()
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(ff, "-v", "error", "-i", path, "-map", "0:a:0", "-af", "aresample=async=1:min_hard_comp=0.001:first_pts=0",
+		"-ac", "1", "-ar", "48000", "-f", "s16le", "-").Output()
+	if err != nil {
+		return nil, fmt.Errorf("marks: decode audio of %s: %w", path, err)
+	}
+	s := make([]float64, len(out)/2)
+	for i := range s {
+		s[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:]))) / 32768
+	}
+	return s, nil
+}
+
+// Luma decodes the first video stream of a file to tiny gray frames and
+// returns each frame's pts (seconds) and mean luma (0–255).
+func Luma(path string) (pts, luma []float64, err error) {
+	ff, _, err := Tools()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(ff, "-v", "info", "-nostats", "-i", path, "-map", "0:v:0", "-vf", "scale=8:8,format=gray,showinfo",
+		"-fps_mode", "passthrough", "-f", "rawvideo", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("marks: decode video of %s: %w: %s", path, err, tail(stderr.String(), 400))
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		i := strings.Index(line, "pts_time:")
+		if i < 0 || !strings.Contains(line, "Parsed_showinfo") {
+			continue
+		}
+		f := strings.Fields(line[i+len("pts_time:"):])
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			pts = append(pts, v)
+		}
+	}
+	for i := 0; i+64 <= len(out); i += 64 {
+		sum := 0
+		for _, b := range out[i : i+64] {
+			sum += int(b)
+		}
+		luma = append(luma, float64(sum)/64)
+	}
+	if len(pts) != len(luma) {
+		return nil, nil, fmt.Errorf("marks: decode video of %s: %d timestamps for %d frames", path, len(pts), len(luma))
+	}
+	return pts, luma, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Flashes returns the times (seconds) of the frames that start a white
+// flash: mean luma above 200 after a frame that was not.
+func Flashes(pts, luma []float64) []float64 {
+	var out []float64
+	for i := range luma {
+		if luma[i] > 200 && (i == 0 || luma[i-1] <= 200) {
+			out = append(out, pts[i])
+		}
+	}
+	return out
+}
+
+// Tones returns the onset times (seconds) of tone bursts in 48 kHz samples:
+// where the signal's 1 ms envelope first reaches half of the burst's peak,
+// after at least minGap seconds of quiet.
+func Tones(s []float64, minGap float64) []float64 {
+	const win = 48 // 1 ms
+	env := make([]float64, len(s)/win)
+	for i := range env {
+		m := 0.0
+		for _, v := range s[i*win : (i+1)*win] {
+			m = math.Max(m, math.Abs(v))
+		}
+		env[i] = m
+	}
+	var out []float64
+	quiet := int(minGap * 1000)
+	last := -quiet
+	for i := 0; i < len(env); i++ {
+		if env[i] < 0.05 || i-last < quiet {
+			continue
+		}
+		// The burst's peak over the next 20 ms.
+		peak := 0.0
+		for j := i; j < min(i+20, len(env)); j++ {
+			peak = math.Max(peak, env[j])
+		}
+		// The first sample at half the peak.
+		at := i * win
+		for k := i * win; k < min((i+20)*win, len(s)); k++ {
+			if math.Abs(s[k]) >= peak/2 {
+				at = k
+				break
+			}
+		}
+		out = append(out, float64(at)/48000)
+		last = i
+		i += 20
+	}
+	return out
+}
+
+// Pair matches each time in a to the nearest time in b within maxDist and
+// returns the differences a−b, in the order of a.
+func Pair(a, b []float64, maxDist float64) []float64 {
+	var d []float64
+	for _, x := range a {
+		best, bestD := 0.0, math.Inf(1)
+		for _, y := range b {
+			if dd := math.Abs(x - y); dd < bestD {
+				best, bestD = y, dd
+			}
+		}
+		if bestD <= maxDist {
+			d = append(d, x-best)
+		}
+	}
+	return d
+}
+
+// Stats are the p50, p95 and max of absolute values, in the input's unit.
+type Stats struct {
+	N             int
+	P50, P95, Max float64
+}
+
+// Summarize returns the stats of the absolute values of d.
+func Summarize(d []float64) Stats {
+	if len(d) == 0 {
+		return Stats{}
+	}
+	a := make([]float64, len(d))
+	for i, v := range d {
+		a[i] = math.Abs(v)
+	}
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+	q := func(p float64) float64 { return a[min(len(a)-1, int(math.Ceil(p*float64(len(a))))-1)] }
+	return Stats{N: len(a), P50: q(0.5), P95: q(0.95), Max: a[len(a)-1]}
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("n=%d p50=%.1f p95=%.1f max=%.1f", s.N, s.P50, s.P95, s.Max)
+}

@@ -1,0 +1,55 @@
+// Package postcall runs what happens to a recording after its call: upload the raw tracks, the journal
+// and the manifest, render the composites, upload them, and notify a webhook. It also uploads closed
+// segments while the call goes on, so that the recorder's disk holds only open segments and a bounded
+// backlog.
+//
+// # Jobs and where they run
+//
+// Jobs travel through NATS JetStream, one stream for one machine or many. The stream Stream
+// ("TAPEDECK_JOBS", subjects "tapedeck.jobs.>") is a work queue: a message is delivered to one
+// consumer, stays in the stream until that consumer acknowledges it, and is delivered again when it
+// is not acknowledged within AckWait (a crashed process), up to MaxDeliver times. A job has two
+// stages, each a message:
+//
+//	tapedeck.jobs.upload.{node}   stage 1, on the recording node that holds the session folder
+//	                              (durable consumer "upload-{node}"): finalize (the manifest exists),
+//	                              upload every raw track, the journal, then the manifest, and publish
+//	                              stage 2.
+//	tapedeck.jobs.render          stage 2, on any process that renders (durable consumer "render",
+//	                              shared by `serve` and every `worker`): fetch the session from
+//	                              storage, render each RenderSpec, upload the outputs under
+//	                              renders/{name}/, POST the webhook.
+//
+// Stage 2 reads its inputs from storage, never from a recorder's disk, so that a worker on another
+// machine and the recorder itself run the same code. A handler sends msg.InProgress every AckWait/3
+// while it works, so a long render is not redelivered; when its process dies the heartbeats stop and
+// the job goes to another consumer after AckWait. A failed attempt is NAKed with a growing delay; the
+// last allowed attempt terminates the message and marks the job failed.
+//
+// # Job state and idempotency
+//
+// Delivery is at least once, so every step is idempotent. Each session has one state document
+// (State) in the JetStream key-value bucket "tapedeck_jobs" under "{room}/{session}", changed only by
+// compare-and-set: uploaded, each render's stored files (key, size, SHA-256), webhook delivered, done
+// or failed. A step that the state records as done is not run again. An upload is skipped when the
+// object under the same key already has the file's size and SHA-256 (storage.Client.Stat), so a
+// redelivered or restarted job does not upload again what was confirmed before.
+//
+// # Local files
+//
+// A local file is deleted only after its upload is confirmed (storage.UploadFile checks the stored
+// object's size and SHA-256), and every confirmed upload is appended to the session folder's ledger,
+// uploaded.jsonl (LedgerName). A closed segment uploaded during the call is deleted only once the
+// session's journal on disk holds its segment_close record: crash recovery (capture.Recover) needs
+// the files of unclosed segments only, so the manifest's relative paths stay valid — a path names
+// the local file while it exists and the object SessionPrefix(room, session)+path in storage always.
+// After stage 1 the session folder keeps journal.jsonl, manifest.json and the ledger; the tracks are
+// in storage.
+//
+// # Rendering
+//
+// A Renderer turns a session folder and a RenderSpec into output files. RenderSpec.Nice tells it the
+// niceness to start FFmpeg with (nice -n), and Config.RenderConcurrency bounds the renders a process
+// runs at once, so that renders on a recording machine do not take CPU from capture. Without a
+// Renderer the render step is skipped with a logged reason, and the webhook says so.
+package postcall
