@@ -38,6 +38,7 @@ func recordedCodecs() []webrtc.RTPCodecParameters {
 		video(104, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
 		video(106, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f"),
 		video(108, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032"),
+		video(45, webrtc.MimeTypeAV1, "level-idx=5;profile=0;tier=0"),
 	}
 }
 

@@ -59,6 +59,7 @@ type assembler struct {
 	h264     codecs.H264Packet
 	vp8      codecs.VP8Packet
 	vp9      codecs.VP9Packet
+	av1      codecs.AV1Depacketizer
 	dropped  int64 // frames dropped (incomplete or waiting for a keyframe)
 	complete int64
 }
@@ -68,7 +69,7 @@ func newAssembler(codec string) (*assembler, error) {
 	switch c {
 	case "opus":
 		return &assembler{codec: c}, nil
-	case "vp8", "vp9", "h264":
+	case "vp8", "vp9", "h264", "av1":
 		return &assembler{codec: c, video: true, needKey: true}, nil
 	}
 	return nil, fmt.Errorf("capture: %w %q", errUnsupportedCodec, codec)
@@ -93,6 +94,7 @@ func (a *assembler) push(r *Released, ts int64) (f Frame, ok bool, wantKey bool)
 		a.active = false
 		a.needKey = true
 		a.h264 = codecs.H264Packet{}
+		a.av1 = codecs.AV1Depacketizer{}
 	}
 	if a.active && ts != a.cur.RTP {
 		// The previous frame never saw its marker bit.
@@ -100,6 +102,7 @@ func (a *assembler) push(r *Released, ts int64) (f Frame, ok bool, wantKey bool)
 		a.active = false
 		a.needKey = true
 		a.h264 = codecs.H264Packet{}
+		a.av1 = codecs.AV1Depacketizer{}
 	}
 	if !a.active {
 		a.active = true
@@ -155,6 +158,17 @@ func (a *assembler) depacketize(payload []byte) error {
 		}
 		if a.vp9.V && a.vp9.Y && len(a.vp9.Width) > 0 {
 			a.cur.Width, a.cur.Height = int(a.vp9.Width[len(a.vp9.Width)-1]), int(a.vp9.Height[len(a.vp9.Height)-1])
+		}
+		a.buf = append(a.buf, data...)
+	case "av1":
+		// The aggregation header's N bit starts a coded video sequence:
+		// a keyframe with its sequence header.
+		if len(a.buf) == 0 && len(payload) > 0 && payload[0]&0x08 != 0 {
+			a.cur.Keyframe = true
+		}
+		data, err := a.av1.Unmarshal(payload)
+		if err != nil {
+			return fmt.Errorf("av1: %w", err)
 		}
 		a.buf = append(a.buf, data...)
 	case "h264":

@@ -17,7 +17,7 @@ func FuzzRTPPath(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0x80, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 1, 0x7c, 0x85, 0x88}, 3), uint8(2))
 	f.Add([]byte{0x80, 0x6f, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 9, 0xfc, 0xff, 0xfe}, uint8(3))
 	f.Fuzz(func(t *testing.T, data []byte, codecSel uint8) {
-		codec := []string{"vp8", "vp9", "h264", "opus"}[codecSel%4]
+		codec := []string{"vp8", "vp9", "h264", "opus", "av1"}[codecSel%5]
 		asm, err := newAssembler(codec)
 		if err != nil {
 			t.Fatal(err)

@@ -345,6 +345,13 @@ func (t *trackRecorder) write(f *Frame) error {
 	sg.frames++
 	if f.Keyframe {
 		sg.keyframes++
+		if t.width == 0 {
+			// Sizes the assembler cannot read (AV1, VP9 without a
+			// scalability structure) the writer read from the frame.
+			if tr := sg.w.Track(); tr.Width > 0 {
+				t.width, t.height = tr.Width, tr.Height
+			}
+		}
 		if sg.width == 0 {
 			sg.width, sg.height = t.width, t.height
 		}

@@ -191,7 +191,7 @@ func checkOffer(b []byte) error {
 			offered = append(offered, name)
 		}
 	}
-	return fmt.Errorf("SDP offer has no codec tapedeck records (offered %s; accepted: opus, vp8, vp9, h264)", strings.Join(offered, ", "))
+	return fmt.Errorf("SDP offer has no codec tapedeck records (offered %s; accepted: opus, vp8, vp9, h264, av1)", strings.Join(offered, ", "))
 }
 
 // waitGathering waits for ICE gathering with a bound.

@@ -31,9 +31,16 @@
 // Delivery is at least once, so every step is idempotent. Each session has one state document
 // (State) in the JetStream key-value bucket "tapedeck_jobs" under "{room}/{session}", changed only by
 // compare-and-set: uploaded, each render's stored files (key, size, SHA-256), webhook delivered, done
-// or failed. A step that the state records as done is not run again. An upload is skipped when the
-// object under the same key already has the file's size and SHA-256 (storage.Client.Stat), so a
-// redelivered or restarted job does not upload again what was confirmed before.
+// or failed (kept 30 days after its last change). A step that the state records as done is not run
+// again. An upload is skipped when the object under the same key already has the file's size and
+// SHA-256 (storage.Client.Stat), so a redelivered or restarted job does not upload again what was
+// confirmed before. The webhook may be sent twice if a process dies between its 2xx answer and the
+// state's update: Event.ID (also the X-Tapedeck-Delivery header) lets a receiver drop the repeat.
+//
+// A recording node enqueues a session when capture reports it ended, and at start (EnqueueUnfinished)
+// every session folder with a manifest whose ledger does not record the manifest stored, which covers
+// a process killed between the two. Publishes carry a message ID, so JetStream drops a repeat within
+// ten minutes.
 //
 // # Local files
 //
@@ -43,8 +50,8 @@
 // session's journal on disk holds its segment_close record: crash recovery (capture.Recover) needs
 // the files of unclosed segments only, so the manifest's relative paths stay valid — a path names
 // the local file while it exists and the object SessionPrefix(room, session)+path in storage always.
-// After stage 1 the session folder keeps journal.jsonl, manifest.json and the ledger; the tracks are
-// in storage.
+// After stage 1 the session folder keeps journal.jsonl, manifest.json and the ledger, plus the files
+// of segments a crash left unclosed (recovery reads those); every track is in storage.
 //
 // # Rendering
 //

@@ -28,8 +28,8 @@ type LedgerEntry struct {
 	At     time.Time `json:"at"`
 }
 
-// readLedger returns the entries of a session folder's ledger for one store, by path (the last entry
-// of a path wins). A missing ledger is empty; a torn last line is skipped.
+// readLedger returns the entries of a session folder's ledger for one store ("" for any), by path (the
+// last entry of a path wins). A missing ledger is empty; a torn last line is skipped.
 func readLedger(dir, store string) (map[string]LedgerEntry, error) {
 	b, err := os.ReadFile(filepath.Join(dir, LedgerName))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -44,7 +44,7 @@ func readLedger(dir, store string) (map[string]LedgerEntry, error) {
 		if len(bytes.TrimSpace(line)) == 0 || json.Unmarshal(line, &e) != nil {
 			continue
 		}
-		if e.Store == store {
+		if store == "" || e.Store == store {
 			out[e.Path] = e
 		}
 	}

@@ -59,10 +59,10 @@ func New(ctx context.Context, nc *nats.Conn, store storage.Client, renderer Rend
 		p.uploader = NewUploader(store, cfg.Upload, log)
 	}
 	if renderer == nil && cfg.RenderConcurrency > 0 {
-		log.Warn("no renderer in this build: post-call jobs store the tracks and skip the render step")
+		log.Info("no renderer in this build: post-call jobs store the tracks and skip the render step")
 	}
-	if cfg.WebhookSecret == "" && cfg.RenderConcurrency > 0 {
-		log.Warn("no webhook secret: webhooks this process sends are not signed")
+	if cfg.Webhook != "" && cfg.WebhookSecret == "" {
+		log.Warn("no webhook secret: the webhook's requests are not signed")
 	}
 	return p, nil
 }
@@ -112,8 +112,13 @@ func (p *Pipeline) Enqueue(ctx context.Context, room, session, dir string) error
 	if err := j.validate(); err != nil {
 		return err
 	}
-	if err := publish(ctx, p.js, UploadSubject(p.cfg.Node), "upload/"+j.ID(), j); err != nil {
+	dup, err := publish(ctx, p.js, UploadSubject(p.cfg.Node), "upload/"+j.ID(), j)
+	if err != nil {
 		return err
+	}
+	if dup {
+		p.log.Info("post-call job already enqueued", "room", room, "session", session)
+		return nil
 	}
 	p.log.Info("post-call job enqueued", "room", room, "session", session, "renders", len(j.Renders))
 	return nil

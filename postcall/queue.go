@@ -19,8 +19,9 @@ const (
 	// RenderSubject carries stage-2 jobs; RenderConsumer is the durable consumer every renderer shares.
 	RenderSubject  = SubjectPrefix + ".render"
 	RenderConsumer = "render"
-	// StateBucket is the key-value bucket of job states.
+	// StateBucket is the key-value bucket of job states; a state is kept StateTTL after its last change.
 	StateBucket = "tapedeck_jobs"
+	StateTTL    = 30 * 24 * time.Hour
 )
 
 // UploadSubject carries the stage-1 jobs of a recording node.
@@ -86,6 +87,7 @@ func setupStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream,
 		Bucket:      StateBucket,
 		Description: "tapedeck post-call job states, by {room}/{session}",
 		History:     1,
+		TTL:         StateTTL,
 		Storage:     jetstream.FileStorage,
 	})
 	if err != nil {
@@ -112,16 +114,17 @@ func consumer(ctx context.Context, st jetstream.Stream, name, subject string, cf
 }
 
 // publish puts a job on a subject; msgID makes a repeated publish within the stream's duplicate
-// window a no-op.
-func publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, j Job) error {
+// window a no-op, reported as duplicate.
+func publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, j Job) (duplicate bool, err error) {
 	b, err := json.Marshal(j)
 	if err != nil {
-		return fmt.Errorf("postcall: encode job: %w", err)
+		return false, fmt.Errorf("postcall: encode job: %w", err)
 	}
-	if _, err := js.Publish(ctx, subject, b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream)); err != nil {
-		return fmt.Errorf("postcall: publish job %s to %s: %w", j.ID(), subject, err)
+	ack, err := js.Publish(ctx, subject, b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(Stream))
+	if err != nil {
+		return false, fmt.Errorf("postcall: publish job %s to %s: %w", j.ID(), subject, err)
 	}
-	return nil
+	return ack.Duplicate, nil
 }
 
 // retryDelay is the delay before attempt n+1 after attempt n failed: 5 s doubling up to 5 min.

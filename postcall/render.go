@@ -74,7 +74,7 @@ func (c RenderConfig) For(room string) []RenderSpec {
 
 // renderFile is the YAML form of a render configuration file.
 type renderFile struct {
-	Default *[]renderEntry            `yaml:"default"`
+	Default *[]renderEntry           `yaml:"default"`
 	Rooms   map[string][]renderEntry `yaml:"rooms"`
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // EnqueueUnfinished enqueues every session under dataDir (dataDir/{room}/{session}/) that has a
-// manifest but whose manifest is not confirmed in this pipeline's store (by the folder's ledger):
+// manifest but whose manifest is not confirmed stored (by the folder's ledger, in any store):
 // sessions whose job was never enqueued because the recorder stopped in between. It returns how many
 // it enqueued. Sessions whose job is pending are enqueued again; the job's steps are idempotent.
 // Call it at start, after capture.Recover, and before new sessions can end.
@@ -30,7 +30,7 @@ func (p *Pipeline) EnqueueUnfinished(ctx context.Context, dataDir string) (int, 
 		if !validName(room) || !validName(session) {
 			continue
 		}
-		ledger, err := readLedger(dir, p.store.String())
+		ledger, err := readLedger(dir, "")
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -42,7 +42,8 @@ func (p *Pipeline) storeSession(ctx context.Context, j Job, log *slog.Logger) er
 		}
 		log.Info("session stored", "files", n, "store", p.store.String(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	return publish(ctx, p.js, RenderSubject, "render/"+j.ID(), j)
+	_, err = publish(ctx, p.js, RenderSubject, "render/"+j.ID(), j)
+	return err
 }
 
 // uploadSession stores a session folder's files and returns how many it holds in storage.
@@ -57,20 +58,7 @@ func (p *Pipeline) uploadSession(ctx context.Context, j Job) (int, error) {
 	if m.Room != j.Room || m.Session != j.Session {
 		return 0, permanent(fmt.Errorf("postcall: %s holds session %s/%s, the job says %s", j.Dir, m.Room, m.Session, j.ID()))
 	}
-	n := 0
-	for _, rel := range SegmentPaths(m) {
-		if _, err := p.uploader.store1(ctx, j.Dir, j.Room, j.Session, rel, removeLocal); err != nil {
-			return n, err
-		}
-		n++
-	}
-	for _, rel := range []string{capture.JournalName, capture.ManifestName} {
-		if _, err := p.uploader.store1(ctx, j.Dir, j.Room, j.Session, rel, keepLocal); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+	return p.uploader.StoreSession(ctx, j.Dir, m, true)
 }
 
 // finalize returns the session's manifest, rebuilding it from the journal if it is missing.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tapedeck/tapedeck/capture"
 	"github.com/tapedeck/tapedeck/storage"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // UploadConfig configures the uploads of closed segments during the call.
@@ -116,10 +117,24 @@ func (u *Uploader) SegmentClosed(ev capture.SegmentClosed) {
 	}
 }
 
-// Run uploads queued segments until ctx ends. Segments still queued then stay on disk for their
-// sessions' jobs.
+// Run uploads queued segments until ctx ends, and logs the backlog every 30 s while there is one.
+// Segments still queued then stay on disk for their sessions' jobs.
 func (u *Uploader) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if b := u.Backlog(); b.Files > 0 {
+					u.log.Info("upload backlog", "files", b.Files, "bytes", b.Bytes, "left_for_jobs", b.Left)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 	for range u.cfg.Concurrency {
 		wg.Go(func() {
 			for {
@@ -194,6 +209,36 @@ func (u *Uploader) uploadSegment(ctx context.Context, ev capture.SegmentClosed) 
 		}
 		delay = min(2*delay, u.cfg.RetryMax)
 	}
+}
+
+// StoreSession stores a finished session folder as its manifest m lists it: every track file, the
+// journal, and the manifest last, so that its presence in storage says the session is complete.
+// Files already stored with the same bytes are not uploaded again. With removeTracks, the files of
+// closed segments are deleted once stored; those of segments a crash left unclosed stay, since
+// `tapedeck recover` reads them. It returns how many files the session has in storage.
+func (u *Uploader) StoreSession(ctx context.Context, dir string, m *timeline.Manifest, removeTracks bool) (int, error) {
+	n := 0
+	for _, l := range m.Lanes {
+		for _, t := range l.Tracks {
+			for _, s := range t.Segments {
+				rm := keepLocal
+				if removeTracks && s.Closed {
+					rm = removeLocal
+				}
+				if _, err := u.store1(ctx, dir, m.Room, m.Session, s.Path, rm); err != nil {
+					return n, err
+				}
+				n++
+			}
+		}
+	}
+	for _, rel := range []string{capture.JournalName, capture.ManifestName} {
+		if _, err := u.store1(ctx, dir, m.Room, m.Session, rel, keepLocal); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // removal says what happens to a local file once its upload is confirmed.

@@ -118,13 +118,13 @@ func (p *Pipeline) notify(ctx context.Context, j Job, st State, log *slog.Logger
 	var last error
 	for attempt := 1; attempt <= p.cfg.WebhookAttempts; attempt++ {
 		if last = p.post(ctx, j.Webhook, ev.ID, body); last == nil {
-			log.Info("webhook delivered", "url", redact(j.Webhook), "attempt", attempt)
+			log.Info("webhook delivered", "url", redact(j.Webhook), "try", attempt)
 			return nil
 		}
 		if attempt == p.cfg.WebhookAttempts {
 			break
 		}
-		log.Warn("webhook failed, retrying", "url", redact(j.Webhook), "attempt", attempt, "in", delay, "err", last)
+		log.Warn("webhook failed, retrying", "url", redact(j.Webhook), "try", attempt, "in", delay, "err", last)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():

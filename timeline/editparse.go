@@ -490,12 +490,20 @@ func (p *editParser) cuts(n *yaml.Node) error {
 	return err
 }
 
-var layoutFields = map[LayoutType][]string{
-	LayoutGrid:    {"at", "type", "gap", "fit"},
-	LayoutSpeaker: {"at", "type", "gap", "fit", "strip"},
-	LayoutPiP:     {"at", "type", "gap", "fit", "main", "inset", "corner", "size"},
-	LayoutSingle:  {"at", "type", "gap", "fit", "lane"},
-	LayoutCustom:  {"at", "type", "gap", "fit", "regions"},
+// layoutFields lists the fields a layout of type t accepts.
+func layoutFields(t LayoutType) []string {
+	common := []string{"at", "type", "gap", "fit"}
+	switch t {
+	case LayoutSpeaker:
+		return append(common, "strip")
+	case LayoutPiP:
+		return append(common, "main", "inset", "corner", "size")
+	case LayoutSingle:
+		return append(common, "lane")
+	case LayoutCustom:
+		return append(common, "regions")
+	}
+	return common
 }
 
 func (p *editParser) layouts(n *yaml.Node) error {
@@ -537,11 +545,11 @@ func (p *editParser) layout(n *yaml.Node, path string) (LayoutChange, error) {
 		return lc, err
 	}
 	lc.Type = LayoutType(t)
-	f, err := p.fields(n, path, layoutFields[lc.Type]...)
+	f, err := p.fields(n, path, layoutFields(lc.Type)...)
 	if err != nil {
 		var ee *EditError
 		if errors.As(err, &ee) && strings.HasPrefix(ee.Msg, "unknown field") {
-			ee.Msg = fmt.Sprintf("not a field of a %s layout; allowed: %s", lc.Type, strings.Join(layoutFields[lc.Type], ", "))
+			ee.Msg = fmt.Sprintf("not a field of a %s layout; allowed: %s", lc.Type, strings.Join(layoutFields(lc.Type), ", "))
 		}
 		return lc, err
 	}
@@ -937,21 +945,4 @@ func (p *editParser) captions(n *yaml.Node) error {
 	}
 	p.e.Captions = c
 	return nil
-}
-
-// FormatTime formats a time of the recording or the output as
-// "h:mm:ss.mmm" (or "m:ss.mmm" under an hour).
-func FormatTime(d time.Duration) string {
-	sign := ""
-	if d < 0 {
-		sign, d = "-", -d
-	}
-	ms := (d + time.Millisecond/2) / time.Millisecond
-	h, ms := ms/3600000, ms%3600000
-	m, ms := ms/60000, ms%60000
-	s, ms := ms/1000, ms%1000
-	if h > 0 {
-		return fmt.Sprintf("%s%d:%02d:%02d.%03d", sign, h, m, s, ms)
-	}
-	return fmt.Sprintf("%s%d:%02d.%03d", sign, m, s, ms)
 }

@@ -340,6 +340,9 @@ func ParseEdits(name string, r io.Reader) (*Edits, error) {
 // Validate checks the edits against a recording: every lane or participant
 // they name exists in m and is of a kind the edit applies to.
 func (e *Edits) Validate(m *Manifest) error {
+	if m == nil {
+		return errors.New("timeline: edits: validate against a nil manifest")
+	}
 	_, err := resolveEdits(m, e)
 	return err
 }

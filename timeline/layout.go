@@ -51,6 +51,9 @@ func gridRects(area Rect, n int, aspect float64, gap int) []Rect {
 		rows := (n + cols - 1) / cols
 		w := float64(area.W-gap*(cols+1)) / float64(cols)
 		h := float64(area.H-gap*(rows+1)) / float64(rows)
+		if w <= 0 || h <= 0 {
+			continue
+		}
 		if w/h > aspect {
 			w = h * aspect
 		} else {
@@ -59,6 +62,9 @@ func gridRects(area Rect, n int, aspect float64, gap int) []Rect {
 		if w > bestW+1e-9 {
 			bestCols, bestW, bestH = cols, w, h
 		}
+	}
+	if bestW < 2 && gap > 0 {
+		return gridRects(area, n, aspect, 0) // the gaps leave no room: drop them
 	}
 	cols := bestCols
 	rows := (n + cols - 1) / cols

@@ -19,10 +19,10 @@ const MinGap = 200 * time.Millisecond
 
 // Gap reasons.
 const (
-	GapPause  = "pause"       // no packets for over a second inside a file (muted camera, network loss)
+	GapPause  = "pause" // no packets for over a second inside a file (muted camera, network loss)
 	GapFiles  = "between files"
-	GapStream = "new stream"  // a new SSRC within one publish
-	GapRejoin = "rejoin"      // the participant dropped and published again
+	GapStream = "new stream" // a new SSRC within one publish
+	GapRejoin = "rejoin"     // the participant dropped and published again
 )
 
 // Defaults where a segment says nothing of its frame rate.
@@ -165,16 +165,23 @@ func (md *media) rec(t *Track, rtp int64) (time.Duration, error) {
 }
 
 // frameTicks is the segment's frame duration in RTP ticks: its mean frame
-// interval, or the medium's usual one.
-func frameTicks(l *Lane, t *Track, sg *Segment) int64 {
+// interval (not counting the pauses inside it), or the medium's usual one.
+func frameTicks(l *Lane, t *Track, sg *Segment, holes [][2]int64) int64 {
 	rate := int64(t.Codec.ClockRate)
 	def := int64(defaultVideoFrame) * rate / int64(time.Second)
 	if l.Kind == Audio {
 		def = int64(defaultAudioFrame) * rate / int64(time.Second)
 	}
 	f := def
-	if sg.Frames > 1 && sg.LastRTP > sg.FirstRTP {
-		f = (sg.LastRTP - sg.FirstRTP) / (sg.Frames - 1)
+	span, intervals := sg.LastRTP-sg.FirstRTP, sg.Frames-1
+	for _, h := range holes {
+		if h[0] >= sg.FirstRTP && h[1] <= sg.LastRTP {
+			span -= h[1] - h[0]
+			intervals--
+		}
+	}
+	if intervals > 0 && span > 0 {
+		f = span / intervals
 	}
 	return max(1, min(f, int64(maxFrame)*rate/int64(time.Second)))
 }
@@ -212,7 +219,7 @@ func (md *media) lane(l *Lane) (*laneMedia, error) {
 		}
 		for si := range t.Segments {
 			sg := &t.Segments[si]
-			frame := frameTicks(l, t, sg)
+			frame := frameTicks(l, t, sg, holes)
 			ranges := [][2]int64{{sg.FirstRTP, sg.LastRTP + frame}}
 			for _, h := range holes {
 				ranges = cutRange(ranges, h[0]+frame, h[1])

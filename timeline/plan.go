@@ -25,7 +25,7 @@ type Plan struct {
 	// Duration is the output's length.
 	Duration time.Duration `json:"duration_ns"`
 	// RecordingDuration is the uncut timeline's length.
-	RecordingDuration time.Duration `json:"recording_duration_ns"`
+	RecordingDuration time.Duration  `json:"recording_duration_ns"`
 	Background        PlanBackground `json:"background"`
 	// Intervals cover [0, Duration) in order, without gaps or overlaps.
 	Intervals []Interval `json:"intervals"`
@@ -175,6 +175,9 @@ func defaultLayout(t LayoutType) LayoutChange {
 // NewPlan builds the plan for manifest m, placed by s, with edits e (nil:
 // none) and opts.
 func NewPlan(m *Manifest, s *Sync, e *Edits, opts PlanOptions) (*Plan, error) {
+	if m == nil || s == nil {
+		return nil, errors.New("timeline: plan: nil manifest or sync")
+	}
 	if e == nil {
 		e = &Edits{File: "(no edits)"}
 	}

@@ -18,6 +18,14 @@ func fmtS(s float64) string {
 	return FormatTime(time.Duration(math.Round(s * 1e9)))
 }
 
+// fmtFile formats seconds of file time to the millisecond, without "-0.000".
+func fmtFile(v float64) string {
+	if math.Abs(v) < 0.0005 {
+		v = 0
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
 func fmtBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
@@ -184,7 +192,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 		for _, t := range iv.Tiles {
 			what := string(t.Placeholder) + " placeholder"
 			if t.Source != nil {
-				what = fmt.Sprintf("%s %.3f–%.3f s", t.Source.Path, t.Source.FileStart, t.Source.FileEnd)
+				what = fmt.Sprintf("%s %s–%s s", t.Source.Path, fmtFile(t.Source.FileStart), fmtFile(t.Source.FileEnd))
 			}
 			lane := t.Lane
 			if lane == "" {
@@ -197,7 +205,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 			if a.GainDB != 0 {
 				gain = fmt.Sprintf("  %+.1f dB", a.GainDB)
 			}
-			out.printf("      audio %-14s %s %.3f–%.3f s%s\n", a.Lane, a.Source.Path, a.Source.FileStart, a.Source.FileEnd, gain)
+			out.printf("      audio %-14s %s %s–%s s%s\n", a.Lane, a.Source.Path, fmtFile(a.Source.FileStart), fmtFile(a.Source.FileEnd), gain)
 		}
 	}
 	for _, o := range p.Overlays {
@@ -207,4 +215,21 @@ func (p *Plan) WriteText(w io.Writer) error {
 		out.printf("  %d captions\n", len(p.Captions))
 	}
 	return out.err
+}
+
+// FormatTime formats a time of the recording or the output as
+// "h:mm:ss.mmm" (or "m:ss.mmm" under an hour).
+func FormatTime(d time.Duration) string {
+	sign := ""
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	ms := (d + time.Millisecond/2) / time.Millisecond
+	h, ms := ms/3600000, ms%3600000
+	m, ms := ms/60000, ms%60000
+	s, ms := ms/1000, ms%1000
+	if h > 0 {
+		return fmt.Sprintf("%s%d:%02d:%02d.%03d", sign, h, m, s, ms)
+	}
+	return fmt.Sprintf("%s%d:%02d.%03d", sign, m, s, ms)
 }

@@ -13,11 +13,13 @@ import (
 // (quietLevel − level)/quietLevel, 0 at quietLevel −dBov and below. A
 // participant's score at time t is the mean activity of its audio over
 // [t − speakerLookBack, t + speakerLookAhead): the recording is complete, so
-// the switch can anticipate speech rather than lag behind it.
+// the switch can anticipate speech rather than lag behind it, and the 3 s
+// window evens out people talking over each other in short turns.
 //
 // Decisions are taken every speakerStep and whenever someone joins, leaves
 // or is muted by the edits. The loudest candidate (present, not excluded,
-// audio not muted; ties go to the earliest joined) replaces the speaker
+// audio not all muted by the edits; ties go to the earliest joined) replaces
+// the speaker
 // only if its score is at least speakerMinScore, exceeds the speaker's by
 // speakerMargin (hysteresis: two people talking at once do not make the
 // picture flicker), and the speaker has held the floor for speakerHold.
@@ -26,8 +28,8 @@ import (
 // participant.
 const (
 	speakerStep      = 250 * time.Millisecond
-	speakerLookBack  = 500 * time.Millisecond
-	speakerLookAhead = time.Second
+	speakerLookBack  = time.Second
+	speakerLookAhead = 2 * time.Second
 	speakerHold      = 2 * time.Second
 	speakerMargin    = 0.15
 	speakerMinScore  = 0.10
@@ -88,11 +90,24 @@ func (md *media) speakers(st *editState) []speakerChange {
 	var since time.Duration
 	scores := map[string]float64{}
 	for _, t := range ts {
-		var eligible []*partMedia
-		for _, pm := range md.parts { // join order
-			if !st.excluded[pm.p.ID] && pm.present(t) {
-				eligible = append(eligible, pm)
+		// Candidates: present, not excluded, not muted by the edits (unless
+		// everyone is), in join order.
+		var eligible, unmuted []*partMedia
+		for _, pm := range md.parts {
+			if st.excluded[pm.p.ID] || !pm.present(t) {
+				continue
 			}
+			eligible = append(eligible, pm)
+			muted := len(pm.audio) > 0
+			for _, lm := range pm.audio {
+				muted = muted && st.muted(pm.p.ID, lm.lane.ID, t)
+			}
+			if !muted {
+				unmuted = append(unmuted, pm)
+			}
+		}
+		if len(unmuted) > 0 {
+			eligible = unmuted
 		}
 		best, bestScore := "", -1.0
 		curOK := false

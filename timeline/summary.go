@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -143,6 +144,9 @@ func secs(d time.Duration) float64 { return d.Seconds() }
 
 // Summarize describes the recording m as placed by s.
 func Summarize(m *Manifest, s *Sync) (*Summary, error) {
+	if m == nil || s == nil {
+		return nil, errors.New("timeline: summary: nil manifest or sync")
+	}
 	md, err := buildMedia(m, s)
 	if err != nil {
 		return nil, err

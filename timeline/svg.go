@@ -24,7 +24,11 @@ const (
 	svgPartGap = 14
 )
 
-var svgPalette = []string{"#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#59a14f", "#bab0ac", "#e15759"}
+// svgColour is the i-th colour of the participants' palette.
+func svgColour(i int) string {
+	palette := [...]string{"#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#59a14f", "#bab0ac", "#e15759"}
+	return palette[i%len(palette)]
+}
 
 func svgEsc(s string) string {
 	var b bytes.Buffer
@@ -50,7 +54,7 @@ func (s *Summary) WriteSVG(w io.Writer) error {
 	width := func(a, b float64) float64 { return math.Max(0.5, x(b)-x(a)) }
 	colour := map[string]string{}
 	for i, p := range s.Participants {
-		colour[p.ID] = svgPalette[i%len(svgPalette)]
+		colour[p.ID] = svgColour(i)
 	}
 
 	var body bytes.Buffer
@@ -89,7 +93,9 @@ func (s *Summary) WriteSVG(w io.Writer) error {
 						x(sg.StartS), y+svgLaneH-3, width(sg.StartS, sg.EndS), sg.Lost)
 				}
 				if !sg.Closed {
-					pr(`<text x="%.1f" y="%.1f" class="warn">not closed</text>`+"\n", x(sg.EndS)+3, y+svgLaneH/2+4)
+					pr(`<rect x="%.1f" y="%.1f" width="%.1f" height="%d" class="open"><title>%s was not closed by the recorder</title></rect>`+"\n",
+						x(sg.StartS), y, width(sg.StartS, sg.EndS), svgLaneH, svgEsc(sg.Path))
+					pr(`<text x="%.1f" y="%.1f" class="warn">not closed</text>`+"\n", x(sg.EndS)-3, y+svgLaneH/2+4)
 				}
 			}
 			for _, sp := range l.Speaking {
@@ -157,7 +163,8 @@ func (s *Summary) WriteSVG(w io.Writer) error {
 .tick{font-size:11px;fill:#555;text-anchor:middle}
 .legend{font-size:11px;fill:#333}
 .in{font-size:11px;fill:#fff}
-.warn{font-size:11px;fill:#d62728}
+.warn{font-size:11px;fill:#d62728;text-anchor:end}
+.open{fill:none;stroke:#d62728;stroke-width:1.5;stroke-dasharray:4 3}
 .title{font-size:16px;font-weight:bold;fill:#222}
 .sub{font-size:12px;fill:#555}
 </style>
@@ -165,8 +172,12 @@ func (s *Summary) WriteSVG(w io.Writer) error {
 `)
 	out.printf(`<text x="8" y="22" class="title">%s/%s</text>`+"\n", svgEsc(s.Room), svgEsc(s.Session))
 	sub := fmt.Sprintf("%d participants, %d lanes, media to %s", len(s.Participants), len(s.Lanes), fmtS(s.DurationS))
-	if len(s.Warnings) > 0 {
-		sub += fmt.Sprintf(", %d warnings", len(s.Warnings))
+	switch n := len(s.Warnings); n {
+	case 0:
+	case 1:
+		sub += ", 1 warning"
+	default:
+		sub += fmt.Sprintf(", %d warnings", n)
 	}
 	out.printf(`<text x="8" y="40" class="sub">%s</text>`+"\n", svgEsc(sub))
 	if out.err == nil {

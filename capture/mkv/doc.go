@@ -46,31 +46,31 @@ package mkv
 
 import "errors"
 
-// Sentinel errors. Errors returned by this package wrap them where they
-// apply, so test with errors.Is.
+// Sentinel errors. Errors returned by this package wrap them, with
+// context, where they apply: test with errors.Is.
 var (
 	// ErrNeedParameterSets is returned by WriteFrame when the first frame
 	// of an H.264 track lacks an SPS or a PPS, or the first frame of an AV1
 	// track lacks a sequence header: the file header needs them. Nothing
 	// is written; pass a keyframe that carries them.
-	ErrNeedParameterSets = errors.New("mkv: first frame needs codec parameter sets (H.264 SPS and PPS, AV1 sequence header)")
+	ErrNeedParameterSets = errors.New("first frame needs codec parameter sets (H.264 SPS and PPS, AV1 sequence header)")
 
 	// ErrUnsupportedCodec is returned by New and NewWith for a codec or
 	// channel layout the writer cannot store.
-	ErrUnsupportedCodec = errors.New("mkv: unsupported codec")
+	ErrUnsupportedCodec = errors.New("unsupported codec")
 
 	// ErrTimestamp is returned by WriteFrame for a negative pts or one
 	// smaller than the previous frame's.
-	ErrTimestamp = errors.New("mkv: pts out of order")
+	ErrTimestamp = errors.New("pts out of order")
 
 	// ErrBadFrame is returned by WriteFrame for an empty frame or one whose
 	// bitstream framing cannot be read (H.264 Annex B, AV1 OBUs).
-	ErrBadFrame = errors.New("mkv: bad frame")
+	ErrBadFrame = errors.New("bad frame")
 
 	// ErrClosed is returned by WriteFrame and Flush after Close.
-	ErrClosed = errors.New("mkv: writer closed")
+	ErrClosed = errors.New("writer closed")
 
 	// ErrNotMatroska is returned by Scan for data that does not start
 	// with an EBML header of DocType "webm" or "matroska".
-	ErrNotMatroska = errors.New("mkv: not a Matroska/WebM file")
+	ErrNotMatroska = errors.New("not a Matroska/WebM file")
 )

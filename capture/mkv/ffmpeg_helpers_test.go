@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
@@ -89,6 +90,9 @@ func encodeArgs(codec, out string, w, h, seconds int) []string {
 	case "h264":
 		return append(video, "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline",
 			"-bsf:v", "h264_mp4toannexb", "-f", "h264", out)
+	case "h264-high": // High profile (8x8 transform, CABAC), no B-frames as in WebRTC
+		return append(video, "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-bf", "0",
+			"-bsf:v", "h264_mp4toannexb", "-f", "h264", out)
 	case "opus":
 		return []string{"-v", "error", "-y", "-f", "lavfi", "-i",
 			fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds),
@@ -101,7 +105,7 @@ func encodeArgs(codec, out string, w, h, seconds int) []string {
 // fixtureExt is the file extension for each codec's fixture.
 func fixtureExt(codec string) string {
 	switch codec {
-	case "h264":
+	case "h264", "h264-high":
 		return ".h264"
 	case "opus":
 		return ".ogg"
@@ -110,12 +114,46 @@ func fixtureExt(codec string) string {
 }
 
 // makeFixture encodes a short clip with FFmpeg and returns its path.
+// Each fixture is encoded once per test binary run and shared, read-only,
+// by the tests that use it.
+var fixtures struct {
+	mu    sync.Mutex
+	dir   string // made by TestMain, removed after the tests
+	paths map[string]*fixtureFile
+}
+
+type fixtureFile struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 func makeFixture(t testing.TB, codec string, w, h, seconds int) string {
 	t.Helper()
 	needFFmpeg(t)
-	path := filepath.Join(t.TempDir(), "in"+fixtureExt(codec))
-	run(t, "ffmpeg", encodeArgs(codec, path, w, h, seconds)...)
-	return path
+	key := fmt.Sprintf("%s-%dx%d-%ds", codec, w, h, seconds)
+	fixtures.mu.Lock()
+	if fixtures.paths == nil {
+		fixtures.paths = make(map[string]*fixtureFile)
+	}
+	f := fixtures.paths[key]
+	if f == nil {
+		f = &fixtureFile{}
+		fixtures.paths[key] = f
+	}
+	dir := fixtures.dir
+	fixtures.mu.Unlock()
+	if dir == "" {
+		t.Fatal("fixture directory not set up by TestMain")
+	}
+	f.once.Do(func() {
+		f.path = filepath.Join(dir, key+fixtureExt(codec))
+		_, f.err = runErr("ffmpeg", encodeArgs(codec, f.path, w, h, seconds)...)
+	})
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	return f.path
 }
 
 // fixture encodes a clip and returns its path and its frames with
@@ -145,7 +183,7 @@ func fixture(t testing.TB, codec string) (string, []testFrame) {
 // readFixture reads the frames of a fixture file.
 func readFixture(codec, path string) ([]testFrame, error) {
 	switch codec {
-	case "h264":
+	case "h264", "h264-high":
 		return readH264(path)
 	case "opus":
 		return readOgg(path)

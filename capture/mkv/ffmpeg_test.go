@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,18 +153,31 @@ func TestOpusStartsAtZero(t *testing.T) {
 	}
 }
 
-// TestCodecPrivateMatchesFFmpeg compares the avcC and av1C records with
-// the ones FFmpeg's own Matroska muxer writes for the same stream.
+// TestCodecPrivateMatchesFFmpeg compares the avcC and av1C records, and
+// the size read from the first frame, with what FFmpeg finds in the same
+// stream. 326x246 needs SPS frame cropping.
 func TestCodecPrivateMatchesFFmpeg(t *testing.T) {
-	for _, codec := range []string{"h264", "av1"} {
-		t.Run(codec, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, codec string
+		w, h        int
+	}{
+		{"h264", "h264", fixtureW, fixtureH},
+		{"h264-cropped", "h264", 326, 246},
+		{"h264-high", "h264-high", 326, 246},
+		{"av1", "av1", fixtureW, fixtureH},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			in, frames := fixture(t, codec)
+			in := makeFixture(t, tc.codec, tc.w, tc.h, 1)
+			frames, err := readFixture(tc.codec, in)
+			if err != nil {
+				t.Fatal(err)
+			}
 			dir := t.TempDir()
 			ref := filepath.Join(dir, "ref.mkv")
 			run(t, "ffmpeg", "-v", "error", "-i", in, "-c", "copy", ref)
 			path := filepath.Join(dir, "out.mkv")
-			w := writeFrames(t, path, trackFor(codec), frames[:1])
+			w := writeFrames(t, path, Track{Codec: strings.TrimSuffix(tc.codec, "-high"), ClockRate: videoClock}, frames[:1])
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -172,29 +186,10 @@ func TestCodecPrivateMatchesFFmpeg(t *testing.T) {
 			if len(want) == 0 || !bytes.Equal(got, want) {
 				t.Errorf("CodecPrivate\n got % x\nwant % x", got, want)
 			}
+			if got := w.Track(); got.Width != tc.w || got.Height != tc.h {
+				t.Errorf("size = %dx%d, want %dx%d", got.Width, got.Height, tc.w, tc.h)
+			}
 		})
-	}
-}
-
-// TestH264CroppedSize checks the size read from an SPS with frame
-// cropping (246 is not a multiple of 16).
-func TestH264CroppedSize(t *testing.T) {
-	t.Parallel()
-	in := makeFixture(t, "h264", 326, 246, 1)
-	frames, err := readH264(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf memFile
-	w, err := NewWith(&buf, trackFor("h264"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteFrame(0, true, frames[0].data); err != nil {
-		t.Fatal(err)
-	}
-	if got := w.Track(); got.Width != 326 || got.Height != 246 {
-		t.Errorf("size = %dx%d, want 326x246", got.Width, got.Height)
 	}
 }
 
@@ -269,7 +264,15 @@ func TestMain(m *testing.M) {
 	if out := os.Getenv(killOutEnv); out != "" {
 		os.Exit(killHelper(out, os.Getenv(killFixtureEnv)))
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "mkv-fixtures-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fixtures.dir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // killHelper runs in a child process: it writes the VP8 fixture again and
@@ -356,5 +359,51 @@ func TestSIGKILL(t *testing.T) {
 	}
 	if got, want := sum.LastPTS, time.Duration(math.Round(pkts[len(pkts)-1].ptsMS))*time.Millisecond; got != want {
 		t.Errorf("Scan last pts = %v, ffprobe says %v", got, want)
+	}
+}
+
+// TestRecoverTruncated cuts unfinished files at random offsets (as a torn
+// last write would), cuts them again where Scan says the valid part ends,
+// and checks that FFmpeg decodes the result without error and finds the
+// frames Scan counted. (A finalized file has a known Segment size, so it
+// cannot simply be cut: it is not what crash recovery meets.)
+func TestRecoverTruncated(t *testing.T) {
+	for _, codec := range []string{"h264", "opus"} {
+		t.Run(codec, func(t *testing.T) {
+			t.Parallel()
+			_, frames := fixture(t, codec)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "out.mkv")
+			w := writeFrames(t, path, trackFor(codec), frames)
+			header := w.Bytes()
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			file, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewSource(int64(len(file))))
+			for i := 0; i < 4; i++ {
+				off := header + rng.Int63n(int64(len(file))-header)
+				sum, err := Scan(bytes.NewReader(file[:off]))
+				if err != nil {
+					t.Fatalf("cut at %d: %v", off, err)
+				}
+				cut := filepath.Join(dir, fmt.Sprintf("cut%d.mkv", i))
+				if err := os.WriteFile(cut, file[:sum.ValidBytes], 0o644); err != nil {
+					t.Fatal(err)
+				}
+				decodeOK(t, cut)
+				pkts, err := probePackets(cut)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := int64(len(pkts)), sum.Frames; got != want {
+					t.Errorf("cut at %d, recovered at %d: ffprobe finds %d frames, Scan %d", off, sum.ValidBytes, got, want)
+				}
+			}
+		})
 	}
 }

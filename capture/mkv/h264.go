@@ -97,15 +97,15 @@ func avcConfig(sps, pps [][]byte) (rec []byte, width, height int, err error) {
 		return nil, 0, 0, ErrNeedParameterSets
 	}
 	if len(sps[0]) < 4 {
-		return nil, 0, 0, fmt.Errorf("mkv: h264: SPS of %d bytes is too short", len(sps[0]))
+		return nil, 0, 0, fmt.Errorf("h264 SPS of %d bytes is too short: %w", len(sps[0]), ErrBadFrame)
 	}
 	if len(sps) > 31 || len(pps) > 255 {
-		return nil, 0, 0, fmt.Errorf("mkv: h264: %d SPS and %d PPS in one access unit", len(sps), len(pps))
+		return nil, 0, 0, fmt.Errorf("%d h264 SPS and %d PPS in one access unit: %w", len(sps), len(pps), ErrBadFrame)
 	}
 	rec = append(rec, 1, sps[0][1], sps[0][2], sps[0][3], 0xFC|3, 0xE0|byte(len(sps)))
 	for _, s := range sps {
 		if len(s) > 0xFFFF {
-			return nil, 0, 0, fmt.Errorf("mkv: h264: SPS of %d bytes is too long", len(s))
+			return nil, 0, 0, fmt.Errorf("h264 SPS of %d bytes is too long: %w", len(s), ErrBadFrame)
 		}
 		rec = binary.BigEndian.AppendUint16(rec, uint16(len(s)))
 		rec = append(rec, s...)
@@ -113,7 +113,7 @@ func avcConfig(sps, pps [][]byte) (rec []byte, width, height int, err error) {
 	rec = append(rec, byte(len(pps)))
 	for _, p := range pps {
 		if len(p) > 0xFFFF {
-			return nil, 0, 0, fmt.Errorf("mkv: h264: PPS of %d bytes is too long", len(p))
+			return nil, 0, 0, fmt.Errorf("h264 PPS of %d bytes is too long: %w", len(p), ErrBadFrame)
 		}
 		rec = binary.BigEndian.AppendUint16(rec, uint16(len(p)))
 		rec = append(rec, p...)

@@ -34,7 +34,7 @@ func (w *Writer) writeHeader(keyframe bool, first []byte) error {
 		var err error
 		if priv, width, height, err = av1Config(first); err != nil {
 			if !errors.Is(err, ErrNeedParameterSets) {
-				err = fmt.Errorf("%w: AV1 sequence header: %v", ErrBadFrame, err)
+				err = fmt.Errorf("AV1 sequence header: %v: %w", err, ErrBadFrame)
 			}
 			return fmt.Errorf("mkv: write frame: %w", err)
 		}

@@ -28,7 +28,9 @@ type Summary struct {
 	// ValidBytes is the offset just past the last complete cluster (past
 	// the header when there is no cluster; more precisely, past the last
 	// complete Cluster, Info or Tracks element): a damaged or partly
-	// written file can be cut there and keeps every frame counted.
+	// written file can be cut there and keeps every frame counted. This
+	// holds for files that were not finalized; a finalized file states its
+	// Segment size, which a cut would also have to rewrite.
 	ValidBytes int64
 	// Cues is the number of CuePoints found (0 in a file that was not
 	// closed).
@@ -39,7 +41,7 @@ type Summary struct {
 }
 
 // Scan reads a Matroska/WebM file written by a Writer, closed or not, and
-// reports what it holds. It reads r to the end and never seeks.
+// reports what it holds. It reads r sequentially and never seeks.
 //
 // Scan is tolerant: once the header (EBML header, Segment start, Info
 // and Tracks) has been read, a truncated final element, or bytes that are

@@ -160,3 +160,39 @@ func TestScanReadError(t *testing.T) {
 		t.Error("Scan hid a read error")
 	}
 }
+
+// Scan also counts blocks this package does not write: BlockGroups (a
+// keyframe when there is no ReferenceBlock) and laced SimpleBlocks, and
+// ignores other tracks.
+func TestScanBlockKinds(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWith(plainWriter{&buf}, Track{Codec: "vp8", ClockRate: 90000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFrame(0, true, vp8Key()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	block := func(track byte, rel int16, flags byte, data ...byte) []byte {
+		return append([]byte{0x80 | track, byte(rel >> 8), byte(rel), flags}, data...)
+	}
+	var c []byte
+	c = appendUint(c, idTimestamp, 100)
+	c = appendMaster(c, idBlockGroup, append(appendBytes(nil, idBlock, block(1, 0, 0, 1, 2)), 0xFB, 0x81, 0xF6))
+	c = appendMaster(c, idBlockGroup, appendBytes(nil, idBlock, block(1, 10, 0, 3)))
+	c = appendBytes(c, idSimpleBlock, block(1, 20, 0x82, 2, 1, 1, 7, 8, 9)) // Xiph lacing, 3 frames
+	c = appendBytes(c, idSimpleBlock, block(2, 30, 0x80, 5))                // another track
+	c = appendVoid(c, 4)
+	file := appendMaster(buf.Bytes(), idCluster, c)
+	sum, err := Scan(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Frames != 6 || sum.Keyframes != 5 || sum.LastPTS != 120*time.Millisecond || sum.ValidBytes != int64(len(file)) {
+		t.Errorf("got %d frames, %d keyframes, last %v, valid %d; want 6, 5, 120ms, %d",
+			sum.Frames, sum.Keyframes, sum.LastPTS, sum.ValidBytes, len(file))
+	}
+}

@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tapedeck/tapedeck/capture"
 	"github.com/tapedeck/tapedeck/examples/publisher"
+	"github.com/tapedeck/tapedeck/storage"
 )
 
 // demoPart is one participant of the demo call.
@@ -29,6 +31,7 @@ type demoPart struct {
 func newDemoCmd(g *globals) *cobra.Command {
 	var data string
 	var length time.Duration
+	var post pipelineFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Record a demo call: three synthetic participants (one drops and rejoins, one sends H.264 with a wrong clock)",
@@ -38,25 +41,32 @@ func newDemoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runDemo(cmd.Context(), data, length, log, func(format string, a ...any) {
+			return runDemo(cmd.Context(), data, length, &post, log, func(format string, a ...any) {
 				fmt.Fprintf(cmd.OutOrStdout(), format, a...)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "demo", "folder the recording is written to")
 	cmd.Flags().DurationVar(&length, "length", 20*time.Second, "length of the call")
+	post.register(cmd.Flags(), roleRecorder)
 	return cmd
 }
 
-func runDemo(ctx context.Context, data string, length time.Duration, log *slog.Logger, say func(string, ...any)) error {
+func runDemo(ctx context.Context, data string, length time.Duration, post *pipelineFlags, log *slog.Logger, say func(string, ...any)) error {
 	if length < 10*time.Second {
 		return usageError("--length %v: the demo needs at least 10s", length)
 	}
+	jobs, err := startPipeline(ctx, post, roleRecorder, data, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer jobs.stop()
 	ended := make(chan capture.SessionEnded, 1)
 	rec, err := capture.New(capture.Config{
 		DataDir: data, Grace: 2 * time.Second, SegmentDuration: length / 2,
-		ICE:          capture.ICEConfig{LoopbackOnly: true},
-		OnSessionEnd: func(s capture.SessionEnded) { ended <- s },
+		ICE:             capture.ICEConfig{LoopbackOnly: true},
+		OnSessionEnd:    func(s capture.SessionEnded) { jobs.SessionEnded(s); ended <- s },
+		OnSegmentClosed: jobs.SegmentClosed,
 	}, log)
 	if err != nil {
 		return err
@@ -123,5 +133,34 @@ func runDemo(ctx context.Context, data string, length time.Duration, log *slog.L
 		say("  %-14s %d track(s), %d file(s)\n", l.ID, len(l.Tracks), segs)
 	}
 	say("manifest: %s\n", filepath.Join(s.Dir, capture.ManifestName))
+	return demoStored(ctx, jobs, s, say)
+}
+
+// demoStored waits for the session's post-call job and says where its files went.
+func demoStored(ctx context.Context, jobs *pipelineRun, s capture.SessionEnded, say func(string, ...any)) error {
+	say("\nstoring the session (post-call job)...\n")
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	st, err := jobs.Wait(wctx, s.Room, s.Session)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if !st.Failed.IsZero() {
+		return fmt.Errorf("demo: post-call job failed: %s", st.Error)
+	}
+	store := jobs.Store()
+	objs, err := store.List(ctx, storage.SessionPrefix(s.Room, s.Session))
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	say("stored in %s/%s:\n", store, strings.TrimSuffix(storage.SessionPrefix(s.Room, s.Session), "/"))
+	for _, o := range objs {
+		say("  %-50s %s\n", strings.TrimPrefix(o.Key, storage.SessionPrefix(s.Room, s.Session)), humanBytes(o.Size))
+	}
+	for name, r := range st.Renders {
+		if r.Skipped != "" {
+			say("render %s skipped: %s\n", name, r.Skipped)
+		}
+	}
 	return nil
 }

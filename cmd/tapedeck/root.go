@@ -59,7 +59,8 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
-	root.AddCommand(newServeCmd(g), newPublishCmd(g), newRecoverCmd(g), newDemoCmd(g), newLoadtestCmd(g), newInspectCmd(g))
+	root.AddCommand(newServeCmd(g), newPublishCmd(g), newRecoverCmd(g), newDemoCmd(g), newLoadtestCmd(g), newInspectCmd(g), newRenderCmd(g))
+	root.AddCommand(newWorkerCmd(g), newSessionsCmd(g), newDownloadCmd(g), newUploadCmd(g))
 	return root
 }
 

@@ -26,6 +26,7 @@ type serveFlags struct {
 	natIPs      []string
 	udpPort     int
 	drain       time.Duration
+	post        pipelineFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -50,7 +51,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("serve: listen on %s: %w", f.listen, err)
 			}
-			return serve(cmd.Context(), ln, cfg, f.drain, log)
+			return serve(cmd.Context(), ln, cfg, f.drain, &f.post, log)
 		},
 	}
 	fl := cmd.Flags()
@@ -64,6 +65,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	fl.StringSliceVar(&f.natIPs, "nat-ip", nil, "public IP to announce in ICE candidates (1:1 NAT)")
 	fl.IntVar(&f.udpPort, "udp-port", 0, "the one UDP port all media arrives on (0: a random port)")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for sessions to finish")
+	f.post.register(fl, roleRecorder)
 	return cmd
 }
 
@@ -87,10 +89,12 @@ func (f *serveFlags) config() (capture.Config, error) {
 	return cfg, nil
 }
 
-// serve recovers unfinished sessions, runs the recorder on ln until ctx
-// ends, then drains: no new publishes, running ones are ended and their
-// sessions finalized, bounded by drain.
-func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.Duration, log *slog.Logger) error {
+// serve recovers unfinished sessions, starts the post-call jobs (and
+// enqueues the sessions a previous run left without one), runs the recorder
+// on ln until ctx ends, then drains: no new publishes, running ones are
+// ended and their sessions finalized, bounded by drain; jobs in progress go
+// back to the queue.
+func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.Duration, post *pipelineFlags, log *slog.Logger) error {
 	recovered, err := capture.Recover(cfg.DataDir, log)
 	if err != nil {
 		log.Error("some sessions could not be recovered; their journals are kept", "err", err)
@@ -98,6 +102,17 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	for _, s := range recovered {
 		log.Info("recovered session from a previous run", "room", s.Room, "session", s.Session, "dir", s.Dir)
 	}
+	jobs, err := startPipeline(ctx, post, roleRecorder, cfg.DataDir, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer jobs.stop()
+	if n, err := jobs.EnqueueUnfinished(ctx, cfg.DataDir); err != nil {
+		log.Error("some sessions' post-call jobs could not be enqueued", "err", err)
+	} else if n > 0 {
+		log.Info("post-call jobs enqueued for sessions of a previous run", "sessions", n)
+	}
+	cfg.OnSessionEnd, cfg.OnSegmentClosed = jobs.SessionEnded, jobs.SegmentClosed
 	rec, err := capture.New(cfg, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -131,6 +146,12 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	_ = srv.Shutdown(dctx)
 	if err := rec.Close(dctx); err != nil {
 		return fmt.Errorf("serve: drain: %w (unfinished sessions are recovered at the next start)", err)
+	}
+	if _, err := jobs.EnqueueUnfinished(dctx, cfg.DataDir); err != nil {
+		log.Error("some sessions' post-call jobs could not be enqueued; they are at the next start", "err", err)
+	}
+	if b := jobs.Backlog(); b.Files > 0 {
+		log.Info("uploads left for the sessions' jobs at the next start", "files", b.Files, "bytes", b.Bytes)
 	}
 	return nil
 }

@@ -258,12 +258,19 @@ func TestBrowsersPublish(t *testing.T) {
 	}
 }
 
-// TestChromiumFakeDevices records Chromium's own fake camera and microphone:
-// its microphone beeps every 500 ms, and that period must survive capture.
+// TestChromiumFakeDevices records Chromium's own fake camera and microphone,
+// with the camera sent as VP9 and as AV1: its microphone beeps every 500 ms,
+// and that period must survive capture.
 func TestChromiumFakeDevices(t *testing.T) {
+	for _, codec := range []string{"vp9", "av1"} {
+		t.Run(codec, func(t *testing.T) { testFakeDevices(t, codec) })
+	}
+}
+
+func testFakeDevices(t *testing.T, codec string) {
 	bin := chromiumPath(t)
 	srv := startServer(t)
-	url := srv.base + "/publish/?room=fake&participant=cam&mode=camera&autostart=1&duration=8"
+	url := srv.base + "/publish/?room=fake&participant=cam&mode=camera&codec=" + codec + "&autostart=1&duration=8"
 	if err := runBrowser(t.Context(), t, bin, url, 8*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -281,8 +288,15 @@ func TestChromiumFakeDevices(t *testing.T) {
 	if !ok {
 		t.Fatal("no video lane")
 	}
-	if err := marks.DecodeStrict(filepath.Join(e.Dir, video.Tracks[0].Segments[0].Path)); err != nil {
+	if got, want := video.Tracks[0].Codec.Name, codec; got != want {
+		t.Errorf("video codec %s, want %s", got, want)
+	}
+	vseg := video.Tracks[0].Segments[0]
+	if err := marks.DecodeStrict(filepath.Join(e.Dir, vseg.Path)); err != nil {
 		t.Error(err)
+	}
+	if vseg.Width == 0 || vseg.Frames < 50 {
+		t.Errorf("%s segment: %dx%d, %d frames; want a size and about 20 fps", codec, vseg.Width, vseg.Height, vseg.Frames)
 	}
 	pcm, err := marks.PCM(filepath.Join(e.Dir, audio.Tracks[0].Segments[0].Path))
 	if err != nil {

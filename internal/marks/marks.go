@@ -32,7 +32,10 @@ func DecodeStrict(path string) error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.Command(ff, "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
+	// Keep every frame at its own time, in the file's own time base: the
+	// null muxer would otherwise resample variable frame rates (browsers
+	// send frames a few ms apart at times) and report collisions.
+	out, err := exec.Command(ff, "-v", "error", "-xerror", "-i", path, "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		return fmt.Errorf("marks: ffmpeg -xerror %s: %v: %s", path, err, bytes.TrimSpace(out))
 	}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/pflag"
+	"github.com/tapedeck/tapedeck/postcall"
+)
+
+// pipelineFlags configure the post-call jobs of serve, demo and worker.
+type pipelineFlags struct {
+	store             storeFlags
+	nats              string
+	natsListen        string
+	node              string
+	webhook           string
+	webhookSecret     string
+	renders           string
+	renderConcurrency int
+	renderNice        int
+	work              string
+	ackWait           time.Duration
+	maxDeliver        int
+	linkTTL           time.Duration
+	uploadConcurrency int
+	uploadBacklog     int
+}
+
+// pipelineRole says which flags a command has.
+type pipelineRole int
+
+const (
+	roleRecorder pipelineRole = iota // serve, demo: records, enqueues, may render
+	roleWorker                       // worker: renders only
+)
+
+func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
+	if role == roleRecorder {
+		f.store.register(fl, "store", `where sessions are stored: a folder, file:///abs/dir or s3://bucket/prefix (default: the folder "store" next to --data)`)
+		fl.StringVar(&f.nats, "nats", os.Getenv("TAPEDECK_NATS"), "external NATS server for jobs, nats://host:port (also $TAPEDECK_NATS; default: an embedded server, its store in the data folder)")
+		fl.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:0", "address of the embedded NATS server (loopback only; port 0: a free one)")
+		fl.StringVar(&f.node, "node", "", "this recorder's name in job subjects (default: a name kept in DATA/.tapedeck-node)")
+		fl.StringVar(&f.webhook, "webhook", os.Getenv("TAPEDECK_WEBHOOK"), "URL POSTed a JSON event when a session is stored and rendered (also $TAPEDECK_WEBHOOK)")
+		fl.StringVar(&f.renders, "renders", "", "render configuration file (YAML): layout, profiles and edits per room (default: one default render)")
+		fl.IntVar(&f.renderConcurrency, "render-concurrency", 1, "renders this process runs at once (0: leave renders to workers)")
+		fl.IntVar(&f.uploadConcurrency, "upload-concurrency", 2, "closed segments uploaded at once during calls")
+		fl.IntVar(&f.uploadBacklog, "upload-backlog", 1000, "closed segments waiting for upload at most; more wait for their session's job")
+	} else {
+		f.store.register(fl, "store", "where sessions are stored: the same as serve's --store (required)")
+		fl.StringVar(&f.nats, "nats", os.Getenv("TAPEDECK_NATS"), "the NATS server serve uses, nats://host:port (required; also $TAPEDECK_NATS)")
+		fl.IntVar(&f.renderConcurrency, "render-concurrency", 1, "renders run at once")
+	}
+	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (also $TAPEDECK_WEBHOOK_SECRET)")
+	fl.IntVar(&f.renderNice, "render-nice", postcall.DefaultRenderNice, "niceness of render processes, 1 to 19 (0: none)")
+	fl.StringVar(&f.work, "work", "", "scratch folder for renders (default: DATA/.work for serve, a temporary folder for worker)")
+	fl.DurationVar(&f.ackWait, "job-ack-wait", postcall.DefaultAckWait, "a job not heard from for this long goes to another process")
+	fl.IntVar(&f.maxDeliver, "job-max-deliver", postcall.DefaultMaxDeliver, "attempts at a job before it fails")
+	fl.DurationVar(&f.linkTTL, "link-ttl", postcall.DefaultLinkTTL, "validity of the webhook's download links")
+}
+
+// pipelineRun is a running pipeline with its NATS connection (and embedded server).
+type pipelineRun struct {
+	*postcall.Pipeline
+	nc       *nats.Conn
+	embedded *postcall.Embedded
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// startPipeline opens the store, starts or connects to NATS and runs the pipeline until stop. data
+// is the recorder's data folder ("" for a worker).
+func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, data string, log *slog.Logger) (*pipelineRun, error) {
+	if f.webhookSecret == "" {
+		f.webhookSecret = os.Getenv("TAPEDECK_WEBHOOK_SECRET")
+	}
+	cfg := postcall.Config{
+		RenderConcurrency: f.renderConcurrency, RenderNice: f.renderNice, WorkDir: f.work,
+		Webhook: f.webhook, WebhookSecret: f.webhookSecret, LinkTTL: f.linkTTL, AckWait: f.ackWait, MaxDeliver: f.maxDeliver,
+		Upload: postcall.UploadConfig{Concurrency: f.uploadConcurrency, MaxBacklog: f.uploadBacklog},
+	}
+	if f.renderNice <= 0 {
+		cfg.RenderNice = -1 // postcall: none
+	}
+	defStore := ""
+	if role == roleRecorder {
+		defStore = defaultStore(data)
+		node, err := nodeName(f.node, data)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Node = node
+		if cfg.WorkDir == "" {
+			cfg.WorkDir = filepath.Join(data, ".work")
+		}
+		if f.renders != "" {
+			rc, err := postcall.LoadRenderConfig(f.renders)
+			if err != nil {
+				return nil, usageError("--renders: %v", err)
+			}
+			cfg.Renders = rc
+		}
+	} else if f.nats == "" {
+		return nil, usageError("--nats URL is required: a worker takes jobs from the NATS server that serve uses (serve --nats URL)")
+	}
+	store, err := f.store.open(ctx, defStore, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &pipelineRun{done: make(chan struct{})}
+	url := f.nats
+	if url == "" {
+		r.embedded, err = postcall.StartEmbedded(postcall.EmbeddedConfig{StoreDir: filepath.Join(data, ".nats"), Listen: f.natsListen}, log)
+		if err != nil {
+			return nil, err
+		}
+		url = r.embedded.URL()
+	}
+	r.nc, err = postcall.Connect(ctx, url, "tapedeck "+cfg.Node, log)
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log), cfg, log)
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	log.Info("post-call jobs", "store", store.String(), "nats", url, "embedded", r.embedded != nil, "node", cfg.Node,
+		"render_concurrency", cfg.RenderConcurrency, "webhook", cfg.Webhook != "")
+	var rctx context.Context
+	rctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(r.done)
+		if err := r.Run(rctx); err != nil {
+			log.Error("post-call jobs stopped", "err", err)
+		}
+	}()
+	return r, nil
+}
+
+// stop stops taking jobs (jobs in progress are handed back to the queue) and closes NATS.
+func (r *pipelineRun) stop() {
+	r.cancel()
+	<-r.done
+	r.close()
+}
+
+func (r *pipelineRun) close() {
+	if r.nc != nil {
+		r.nc.Close()
+	}
+	if r.embedded != nil {
+		r.embedded.Shutdown()
+	}
+}
+
+// newRenderer returns the renderer of this build: none yet (the render package will provide it), so
+// post-call jobs skip the render step with a logged reason.
+func newRenderer(*slog.Logger) postcall.Renderer { return nil }
+
+// nodeName is the recorder's node name: the flag, else the one kept in DATA/.tapedeck-node (made up
+// at the first start), so that a restarted recorder takes back its own stage-1 jobs.
+func nodeName(flag, data string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	path := filepath.Join(data, ".tapedeck-node")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	host, _ := os.Hostname()
+	var clean strings.Builder
+	for _, c := range host {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			clean.WriteRune(c)
+		}
+		if clean.Len() >= 40 {
+			break
+		}
+	}
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	name := strings.TrimLeft(clean.String(), "-_")
+	if name == "" {
+		name = "node"
+	}
+	name += "-" + hex.EncodeToString(suffix)
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(name+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	return name, nil
+}

@@ -1,0 +1,240 @@
+package render
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// Audio is mixed at 48 kHz stereo.
+const sampleRate = 48000
+
+// DefaultLoudness is the integrated loudness target (EBU R128), in LUFS.
+const DefaultLoudness = -16.0
+
+// truePeakLimit is the highest peak after normalization, in dBFS.
+const truePeakLimit = -1.5
+
+// Gains applied by normalization are kept within these bounds (dB), so that
+// a nearly silent recording is not blown up into noise.
+const (
+	maxGainDB = 24
+	minGainDB = -40
+)
+
+// audioPiece is a stretch of one audio file in the mix.
+type audioPiece struct {
+	s0, s1 int64 // output samples [s0, s1)
+	// At is the output time at which Src.FileStart plays.
+	At   time.Duration
+	Src  timeline.Source
+	Gain float64
+}
+
+// fileAt is the file time playing at output time t (seconds).
+func (p *audioPiece) fileAt(t float64) float64 {
+	return p.Src.FileStart + (t-p.At.Seconds())*p.Src.Speed
+}
+
+// audioLane is one lane's pieces, in output order.
+type audioLane struct {
+	ID     string
+	Pieces []audioPiece
+}
+
+// audioLanes collects the plan's audio by lane (in order of first
+// appearance), merging pieces that continue each other, clipped to total
+// samples.
+func audioLanes(p *timeline.Plan, total int64) []audioLane {
+	var lanes []audioLane
+	index := map[string]int{}
+	for i := range p.Intervals {
+		iv := &p.Intervals[i]
+		s0, s1 := sampleAt(iv.Start), min(sampleAt(iv.End), total)
+		if s1 <= s0 {
+			continue
+		}
+		for _, a := range iv.Audio {
+			k, ok := index[a.Lane]
+			if !ok {
+				k = len(lanes)
+				index[a.Lane] = k
+				lanes = append(lanes, audioLane{ID: a.Lane})
+			}
+			ln := &lanes[k]
+			if n := len(ln.Pieces); n > 0 {
+				last := &ln.Pieces[n-1]
+				if last.s1 == s0 && last.Gain == a.GainDB && last.Src.Path == a.Source.Path && last.Src.Segment == a.Source.Segment &&
+					math.Abs(last.Src.Speed-a.Source.Speed) < 1e-9 && math.Abs(last.fileAt(iv.Start.Seconds())-a.Source.FileStart) < 0.002 {
+					last.s1 = s1
+					continue
+				}
+			}
+			ln.Pieces = append(ln.Pieces, audioPiece{s0: s0, s1: s1, At: iv.Start, Src: a.Source, Gain: a.GainDB})
+		}
+	}
+	return lanes
+}
+
+// audioMix is the command that mixes every lane into one float WAV of
+// exactly the video's length and measures its loudness.
+func audioMix(p *timeline.Plan, prog *Program) Command {
+	s := &prog.settings
+	total := samplesOfFrames(prog.Frames, p.FPS)
+	g := newGraph()
+	var lanePads []string
+	for _, ln := range audioLanes(p, total) {
+		var segs []string
+		at := int64(0)
+		for i := range ln.Pieces {
+			pc := &ln.Pieces[i]
+			if pc.s0 > at {
+				segs = append(segs, silence(g, pc.s0-at))
+			}
+			segs = append(segs, audioSource(g, s, pc))
+			at = pc.s1
+		}
+		if total > at {
+			segs = append(segs, silence(g, total-at))
+		}
+		pad := segs[0]
+		if len(segs) > 1 {
+			pad = g.label("lane")
+			g.chain(segs, []string{fmt.Sprintf("concat=n=%d:v=0:a=1", len(segs))}, pad)
+		}
+		lanePads = append(lanePads, pad)
+	}
+	var mix string
+	switch len(lanePads) {
+	case 0:
+		mix = silence(g, total)
+	case 1:
+		mix = lanePads[0]
+	default:
+		mix = g.label("mix")
+		g.chain(lanePads, []string{fmt.Sprintf("amix=inputs=%d:duration=longest:dropout_transition=0:normalize=0", len(lanePads))}, mix)
+	}
+	args := append(baseArgs(), "-copyts")
+	args = append(args, g.inputs...)
+	out := mix
+	if !s.LoudnessOff {
+		out = g.label("out")
+		meas := g.label("meas")
+		g.chain([]string{mix}, []string{"asplit=2"}, out+"]["+meas)
+		g.chain([]string{meas}, []string{fmt.Sprintf("loudnorm=I=%s:TP=%s:LRA=11:print_format=json", num(s.Loudness), num(truePeakLimit))}, "measured")
+	}
+	args = append(args, "-filter_complex", g.filter(), "-map", "["+out+"]", "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav", mixFile)
+	if !s.LoudnessOff {
+		args = append(args, "-map", "[measured]", "-f", "null", "-")
+	}
+	return Command{Name: "audio mix", Args: args, Files: g.files, Outputs: []string{mixFile},
+		Duration: prog.Duration, Measure: !s.LoudnessOff}
+}
+
+// silence adds n samples of silence and returns its pad.
+func silence(g *graph, n int64) string {
+	pad := g.label("z")
+	g.chain(nil, []string{fmt.Sprintf("anullsrc=r=%d:cl=stereo", sampleRate), fmt.Sprintf("atrim=end_sample=%d", n),
+		"aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"}, pad)
+	return pad
+}
+
+// audioSource adds one piece: its input, trimmed in file time, placed by its
+// timestamps (holes become silence), stretched by 1/Speed, with its gain,
+// cut to its exact length. It returns the pad.
+func audioSource(g *graph, s *Settings, pc *audioPiece) string {
+	speed := pc.Src.Speed
+	if speed <= 0 || math.IsNaN(speed) {
+		speed = 1
+	}
+	n := pc.s1 - pc.s0
+	fs := pc.fileAt(float64(pc.s0) / sampleRate)
+	te := fs + float64(n)/sampleRate*speed + 0.1
+	var in []string
+	if seek := fs - 0.5; seek > 0 {
+		in = append(in, "-ss", num(seek))
+	}
+	in = append(in, "-i", s.sessionPath(pc.Src.Path))
+	k := g.input(in...)
+	trim := "atrim=end=" + fnum(te)
+	if fs > 0 {
+		trim = fmt.Sprintf("atrim=start=%s:end=%s", fnum(fs), fnum(te))
+	}
+	filters := []string{trim, "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo",
+		"asetpts=" + quoteExpr(fmt.Sprintf("round((T%s)/TB)", signed(-fs))),
+		"aresample=async=1:min_hard_comp=0.001:first_pts=0"}
+	if math.Abs(speed-1) > speedTolerance {
+		// Played at 1/Speed: the samples, upsampled 4×, are declared at
+		// 192 kHz·Speed (5 ppm steps) and resampled back to 48 kHz.
+		filters = append(filters, "aresample=192000", fmt.Sprintf("asetrate=%d", int64(math.Round(192000*speed))),
+			"aresample=48000", "asetpts=N/SR/TB")
+	}
+	if pc.Gain != 0 {
+		filters = append(filters, "volume="+num(pc.Gain)+"dB")
+	}
+	filters = append(filters, fmt.Sprintf("apad=whole_len=%d", n), fmt.Sprintf("atrim=end_sample=%d", n))
+	pad := g.label("a")
+	g.chain([]string{fmt.Sprintf("%d:a", k)}, filters, pad)
+	return pad
+}
+
+// Loudness is the EBU R128 measurement of the mix.
+type Loudness struct {
+	// I is the integrated loudness (LUFS), TP the true peak (dBTP), LRA the
+	// loudness range (LU). I is −Inf for silence.
+	I, TP, LRA float64
+	Measured   bool
+}
+
+// errNoMeasurement is returned when FFmpeg's output holds no loudnorm
+// summary.
+var errNoMeasurement = errors.New("no loudness measurement in FFmpeg's output")
+
+// parseLoudness reads loudnorm's JSON summary from FFmpeg's stderr.
+func parseLoudness(stderr string) (Loudness, error) {
+	i := strings.LastIndex(stderr, "Parsed_loudnorm")
+	if i < 0 {
+		return Loudness{}, errNoMeasurement
+	}
+	rest := stderr[i:]
+	a, b := strings.Index(rest, "{"), strings.Index(rest, "}")
+	if a < 0 || b < a {
+		return Loudness{}, errNoMeasurement
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(rest[a:b+1]), &m); err != nil {
+		return Loudness{}, fmt.Errorf("render: loudness measurement: %w", err)
+	}
+	var l Loudness
+	for key, dst := range map[string]*float64{"input_i": &l.I, "input_tp": &l.TP, "input_lra": &l.LRA} {
+		v, err := strconv.ParseFloat(strings.TrimSpace(m[key]), 64)
+		if err != nil {
+			return Loudness{}, fmt.Errorf("render: loudness measurement %s=%q: %w", key, m[key], err)
+		}
+		*dst = v
+	}
+	l.Measured = true
+	return l, nil
+}
+
+// loudnessFilters are the filters that bring the mix to the target
+// loudness: a gain, then (when the peaks would pass truePeakLimit) a
+// lookahead limiter whose delay is compensated. None when normalization is
+// off or the mix is silent.
+func loudnessFilters(s *Settings, l Loudness) []string {
+	if s.LoudnessOff || !l.Measured || math.IsInf(l.I, 0) || math.IsNaN(l.I) || l.I < -70 {
+		return nil
+	}
+	gain := min(maxGainDB, max(minGainDB, s.Loudness-l.I))
+	fs := []string{"volume=" + num(math.Round(gain*100)/100) + "dB"}
+	if l.TP+gain > truePeakLimit {
+		fs = append(fs, fmt.Sprintf("alimiter=limit=%s:level=false:latency=true", num(math.Pow(10, truePeakLimit/20))))
+	}
+	return fs
+}

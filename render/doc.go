@@ -1,0 +1,42 @@
+// Package render turns a timeline.Plan into finished files with FFmpeg: the
+// composite video (every layout of the plan, placeholders, labels,
+// background, overlays, captions), the audio mix, and the muxed outputs of
+// one or more profiles (MP4, WebM, HLS, M4A).
+//
+// The work is split in two:
+//
+//   - Compile is a pure function from a plan and Settings to a Program: the
+//     FFmpeg argument lists and the small text files (labels, subtitles,
+//     concat lists) they read. It runs nothing, so golden tests pin it down.
+//   - Render runs a Program: video jobs in parallel (bounded), the audio mix
+//     alongside them, then one mux per profile. Each FFmpeg runs niced, its
+//     progress is read from -progress, a cancelled context kills it and
+//     removes partial output, and a failure carries the command and the tail
+//     of FFmpeg's stderr.
+//
+// How a plan becomes video. Interval boundaries are quantized to output
+// frames (frame k is the instant k/fps; an interval shorter than a frame is
+// merged into its neighbour), then consecutive intervals with the same tiles
+// (who, where, how drawn) form a scene. A job (one FFmpeg process) renders
+// consecutive scenes, each a subgraph: a background canvas at the output
+// frame rate, then per tile a placeholder (drawn during the frames it
+// shows) and its video pieces. A piece is one input, seeked near its start,
+// whose frames are placed on the output clock by setpts through the plan's
+// mapping (file time f plays at Start + (f − FileStart)/Speed), shifted by
+// half a frame so that the overlay's "latest frame not after t" picks the
+// source frame nearest to each output frame; it is scaled per frame into
+// its tile keeping its aspect (sizes may change mid-file) and shown only
+// during its frames. The scenes are concatenated, overlays and captions are
+// drawn, and the result is split to every encoding the profiles need, so
+// several profiles share the decoding and compositing.
+//
+// How a plan becomes audio. Every audio lane is one continuous stream: its
+// pieces (the plan's sources, merged where they continue each other) are
+// trimmed in file time, placed by their timestamps (aresample async fills
+// packet-loss holes with silence), resampled by 1/Speed when the sender's
+// clock is off, given their gain and cut to an exact number of samples;
+// silence fills the time between them. The lanes are mixed without
+// normalization into one float WAV, whose loudness (EBU R128) is measured in
+// the same pass; the mux applies the gain to the target loudness through a
+// latency-compensated limiter.
+package render

@@ -1,0 +1,180 @@
+package render
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// CaptionMode says what happens to the plan's captions.
+type CaptionMode string
+
+// Caption modes.
+const (
+	// CaptionsBurn draws the captions into the picture (the default).
+	CaptionsBurn CaptionMode = "burn"
+	// CaptionsTrack adds them as a subtitle track (mov_text in MP4, WebVTT
+	// in WebM); HLS and audio outputs get none.
+	CaptionsTrack CaptionMode = "track"
+	// CaptionsOff leaves them out.
+	CaptionsOff CaptionMode = "off"
+)
+
+// Settings are what Compile needs beside the plan. Everything in them is a
+// plain value: Compile runs nothing and reads no file.
+type Settings struct {
+	// SessionDir prefixes the plan's relative source paths.
+	SessionDir string
+	// OutDir is where the final outputs go (the work folder is the
+	// processes' working directory: intermediate names are relative).
+	OutDir string
+	// Profiles to produce, at least one.
+	Profiles []Profile
+	// FontFile is the font for names and labels; "" draws no text.
+	FontFile string
+	// Preset is the x264 preset ("veryfast" when empty).
+	Preset string
+	// Captions: burn (default), track or off.
+	Captions CaptionMode
+	// LoudnessOff skips loudness normalization; Loudness is the target in
+	// LUFS (−16 when 0).
+	LoudnessOff bool
+	Loudness    float64
+	// MaxJobFrames and MaxJobInputs bound one video job (defaults: 3 minutes
+	// of frames, 24 inputs).
+	MaxJobFrames int64
+	MaxJobInputs int
+}
+
+// Command is one FFmpeg run: its arguments (without the program name and
+// the runner's own -progress and log options), the text files it reads
+// (written into the work folder first), and what it produces.
+type Command struct {
+	Name string
+	Args []string
+	// Files maps a work-folder file name to its content.
+	Files map[string]string
+	// Outputs are the files it writes: work-folder names or final paths.
+	Outputs []string
+	// Duration is the output time it covers (progress).
+	Duration time.Duration
+	// Measure marks the audio mix, whose stderr carries the loudness
+	// measurement (the runner keeps FFmpeg's info messages for it).
+	Measure bool
+}
+
+// Program is a compiled render.
+type Program struct {
+	Frames   int64
+	FPS      timeline.Rational
+	Duration time.Duration // Frames/FPS
+	Width    int
+	Height   int
+	// Encodings are the video encodings the jobs produce (none for audio
+	// only).
+	Encodings []Encoding
+	// Video are the video jobs (independent, run in parallel).
+	Video []Command
+	// Audio is the audio mix (independent of the video jobs).
+	Audio Command
+	// AudioOnly is set when the plan has no video lane at all: the video
+	// profiles were replaced by the audio profile.
+	AudioOnly bool
+
+	settings Settings
+	profiles []Profile
+	jobs     []job
+	cues     []timeline.Cue
+}
+
+// Default job bounds.
+const (
+	defaultJobSeconds = 180
+	defaultJobInputs  = 24
+)
+
+// Compile translates a plan into FFmpeg commands. It is pure.
+func Compile(p *timeline.Plan, s Settings) (*Program, error) {
+	if len(s.Profiles) == 0 {
+		return nil, fmt.Errorf("render: no profile")
+	}
+	if p.Width < 16 || p.Height < 16 || p.Width%2 != 0 || p.Height%2 != 0 {
+		return nil, fmt.Errorf("render: plan size %dx%d: want even sizes of at least 16", p.Width, p.Height)
+	}
+	if s.Preset == "" {
+		s.Preset = "veryfast"
+	}
+	if s.Captions == "" {
+		s.Captions = CaptionsBurn
+	}
+	if s.Loudness == 0 {
+		s.Loudness = DefaultLoudness
+	}
+	if s.MaxJobFrames <= 0 {
+		s.MaxJobFrames = int64(defaultJobSeconds * p.FPS.Num / max(1, p.FPS.Den))
+	}
+	if s.MaxJobInputs <= 0 {
+		s.MaxJobInputs = defaultJobInputs
+	}
+	ivs, total, err := quantize(p)
+	if err != nil {
+		return nil, fmt.Errorf("render: plan: %w", err)
+	}
+	prog := &Program{Frames: total, FPS: p.FPS, Width: p.Width, Height: p.Height, settings: s, profiles: s.Profiles}
+	prog.Duration = time.Duration(float64(total) * float64(p.FPS.Den) / float64(p.FPS.Num) * float64(time.Second))
+	if !hasVideo(p) {
+		prog.AudioOnly = true
+		prog.profiles = []Profile{{Name: ProfileAudio, kind: kindAudio}}
+	}
+	if s.Captions != CaptionsOff {
+		prog.cues = p.Captions
+	}
+	aspect := float64(p.Width) / float64(p.Height)
+	prog.Encodings = encodingsFor(prog.profiles, aspect)
+	if len(prog.Encodings) > 0 {
+		prog.jobs = planJobs(buildScenes(ivs, total, p.FPS), s.MaxJobFrames, s.MaxJobInputs)
+		for i := range prog.jobs {
+			prog.Video = append(prog.Video, videoJob(p, prog, i))
+		}
+	}
+	prog.Audio = audioMix(p, prog)
+	return prog, nil
+}
+
+// hasVideo reports whether any tile of the plan can show video.
+func hasVideo(p *timeline.Plan) bool {
+	for _, iv := range p.Intervals {
+		for _, t := range iv.Tiles {
+			if t.Lane != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// jobOutput is the work-folder file of job i for encoding e.
+func jobOutput(e Encoding, i int) string {
+	return fmt.Sprintf("video-%s-%03d%s", e.key(), i, e.ext())
+}
+
+// mixFile is the work-folder file of the audio mix.
+const mixFile = "mix.wav"
+
+// sessionPath resolves a plan path against the session folder.
+func (s *Settings) sessionPath(rel string) string {
+	if filepath.IsAbs(rel) || rel == "" {
+		return rel
+	}
+	return filepath.Join(s.SessionDir, filepath.FromSlash(rel))
+}
+
+// Profiles returns the profiles the program produces (the audio profile
+// alone for an audio-only plan).
+func (p *Program) Profiles() []Profile { return slices.Clone(p.profiles) }
+
+// baseArgs start every command.
+func baseArgs() []string { return []string{"-hide_banner", "-nostdin", "-y"} }

@@ -1,0 +1,226 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// Render renders a plan whose source paths are relative to sessionDir, and
+// returns the outputs, one per profile (only the audio profile when the plan
+// has no video lane). Nothing is left in the output folder unless the whole
+// render succeeds; a cancelled ctx stops every FFmpeg at once.
+func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options) ([]Output, error) {
+	log := opts.logger()
+	profiles, err := parseProfiles(opts.Profiles)
+	if err != nil {
+		return nil, err
+	}
+	ffmpeg := opts.FFmpeg
+	if ffmpeg == "" {
+		if ffmpeg, err = exec.LookPath("ffmpeg"); err != nil {
+			return nil, fmt.Errorf("render: %w", errNoFFmpeg)
+		}
+	}
+	font := opts.FontFile
+	switch font {
+	case "":
+		if font = findFont(ctx); font == "" {
+			log.Warn("render: no font found (install fonts-dejavu-core): names and labels are not drawn")
+		}
+	case "none":
+		font = ""
+	}
+	outDir := opts.OutDir
+	if outDir == "" {
+		outDir = filepath.Join(sessionDir, "renders", "default")
+	}
+	if outDir, err = filepath.Abs(outDir); err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	if sessionDir, err = filepath.Abs(sessionDir); err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	var maxFrames int64
+	if opts.MaxJobDuration > 0 && plan.FPS.Den > 0 {
+		maxFrames = max(1, frameAt(opts.MaxJobDuration, plan.FPS))
+	}
+	prog, err := Compile(plan, Settings{
+		SessionDir: sessionDir, OutDir: outDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
+		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if prog.AudioOnly {
+		log.Info("render: the session has no video: rendering its audio only")
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	work, err := os.MkdirTemp(outDir, ".render-")
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	if opts.KeepWork {
+		log.Info("render: keeping the work folder", "dir", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log}
+	start := time.Now()
+	log.Info("render: started", "duration", prog.Duration, "profiles", len(prog.profiles), "video_jobs", len(prog.Video),
+		"size", fmt.Sprintf("%dx%d", prog.Width, prog.Height), "fps", prog.FPS.String())
+	pr := newProgress(opts.Progress, opts.ProgressTTY, prog.Duration, nil)
+	for _, c := range prog.Video {
+		pr.add(c.Name, c.Duration, weightVideo)
+	}
+	pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
+	for _, p := range prog.profiles {
+		pr.add("mux "+p.Name, prog.Duration, weightMux)
+	}
+	loud, err := runStage(ctx, r, prog, opts.parallel(), pr)
+	if err != nil {
+		return nil, err
+	}
+	if loud.Measured {
+		log.Info("render: loudness measured", "integrated_lufs", loud.I, "true_peak_dbtp", loud.TP, "range_lu", loud.LRA)
+	}
+	for _, c := range prog.Mux(loud) {
+		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+			return nil, err
+		}
+		pr.update(c.Name, c.Duration)
+	}
+	pr.finish()
+	outs, err := publish(work, outDir, prog)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("render: done", "took", time.Since(start).Round(time.Millisecond), "outputs", len(outs), "dir", outDir)
+	return outs, nil
+}
+
+// runStage runs the video jobs (parallel at a time) and the audio mix beside
+// them, and returns the mix's loudness. The first failure cancels the rest.
+func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *progress) (Loudness, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel(err)
+		}
+	}
+	var loud Loudness
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := prog.Audio
+		stderr, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) })
+		if err != nil {
+			fail(err)
+			return
+		}
+		pr.update(c.Name, c.Duration)
+		if c.Measure {
+			l, err := parseLoudness(stderr)
+			if err != nil {
+				fail(fmt.Errorf("render: %s: %w", c.Name, err))
+				return
+			}
+			loud = l
+		}
+	}()
+	sem := make(chan struct{}, parallel)
+	for _, c := range prog.Video {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+				fail(err)
+				return
+			}
+			pr.update(c.Name, c.Duration)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return Loudness{}, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Loudness{}, fmt.Errorf("render: %w", context.Cause(ctx))
+	}
+	return loud, nil
+}
+
+// publish moves the work folder's outputs into outDir, replacing older ones
+// of the same names, and lists them.
+func publish(work, outDir string, prog *Program) ([]Output, error) {
+	var outs []Output
+	for _, p := range prog.profiles {
+		name := OutputName(p.Name)
+		top := strings.Split(name, "/")[0]
+		src, dst := filepath.Join(work, outDirName, top), filepath.Join(outDir, top)
+		if err := os.RemoveAll(dst); err != nil {
+			return nil, fmt.Errorf("render: replace %s: %w", dst, err)
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return nil, fmt.Errorf("render: %w", err)
+		}
+		o := Output{Profile: p.Name, Path: filepath.Join(outDir, filepath.FromSlash(name)), Duration: prog.Duration}
+		err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(outDir, p)
+			if err != nil {
+				return err
+			}
+			o.Files = append(o.Files, filepath.ToSlash(rel))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("render: list %s: %w", dst, err)
+		}
+		sort.Strings(o.Files)
+		if len(o.Files) == 0 || !containsPath(o.Files, name) {
+			return nil, fmt.Errorf("render: profile %s: FFmpeg wrote no %s", p.Name, name)
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+func containsPath(files []string, name string) bool {
+	for _, f := range files {
+		if path.Clean(f) == path.Clean(name) {
+			return true
+		}
+	}
+	return false
+}

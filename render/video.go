@@ -1,0 +1,297 @@
+package render
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// Look of the drawn parts.
+const (
+	placeholderColor = "0x2E3138"
+	textColor        = "white"
+	labelBox         = "black@0.55"
+)
+
+// speedTolerance: a source whose Speed is within this of 1 plays at nominal
+// speed (10 ppm is 36 ms per hour).
+const speedTolerance = 1e-5
+
+// videoBuilder builds the command of one video job.
+type videoBuilder struct {
+	p   *timeline.Plan
+	s   *Settings
+	g   *graph
+	job *job
+}
+
+// videoJob is the FFmpeg command that renders job i of the program: its
+// scenes, concatenated, with overlays and captions, encoded once per
+// encoding.
+func videoJob(p *timeline.Plan, prog *Program, i int) Command {
+	j := &prog.jobs[i]
+	b := &videoBuilder{p: p, s: &prog.settings, g: newGraph(), job: j}
+	var bg []string
+	if img := p.Background.Image; img != "" {
+		bg = b.backgroundImage(img, len(j.Scenes))
+	}
+	outs := make([]string, len(j.Scenes))
+	for k := range j.Scenes {
+		var bgPad string
+		if bg != nil {
+			bgPad = bg[k]
+		}
+		outs[k] = b.scene(&j.Scenes[k], bgPad)
+	}
+	cur := outs[0]
+	if len(outs) > 1 {
+		cur = b.g.label("cat")
+		b.g.chain(outs, []string{fmt.Sprintf("concat=n=%d:v=1:a=0", len(outs))}, cur)
+	}
+	l := &layer{g: b.g, cur: cur}
+	b.overlays(l)
+	b.captions(l, prog.cues, i)
+	// One split per encoding, scaled to its size.
+	encs := prog.Encodings
+	pads := make([]string, len(encs))
+	if len(encs) == 1 && encs[0].Width == p.Width && encs[0].Height == p.Height {
+		pads[0] = b.g.label("out")
+		l.finish(pads[0])
+	} else {
+		var split []string
+		for range encs {
+			split = append(split, b.g.label("e"))
+		}
+		l.finish(strings.Join(split, "]["), fmt.Sprintf("split=%d", len(encs)))
+		for k, e := range encs {
+			if e.Width == p.Width && e.Height == p.Height {
+				pads[k] = split[k]
+				continue
+			}
+			pads[k] = b.g.label("out")
+			b.g.chain([]string{split[k]}, []string{fmt.Sprintf("scale=w=%d:h=%d", e.Width, e.Height), "setsar=1"}, pads[k])
+		}
+	}
+	args := append(baseArgs(), "-copyts")
+	args = append(args, b.g.inputs...)
+	args = append(args, "-filter_complex", b.g.filter())
+	var outputs []string
+	gop := gopFrames(p.FPS)
+	for k, e := range encs {
+		out := jobOutput(e, i)
+		outputs = append(outputs, out)
+		args = append(args, "-map", "["+pads[k]+"]", "-an", "-sn", "-dn", "-fps_mode", "cfr", "-r", fpsArg(p.FPS),
+			"-frames:v", itoa(j.frames()))
+		args = append(args, encoderArgs(e, b.s.Preset, gop)...)
+		args = append(args, out)
+	}
+	return Command{
+		Name: fmt.Sprintf("video %d/%d", i+1, len(prog.jobs)), Args: args, Files: b.g.files, Outputs: outputs,
+		Duration: time.Duration(float64(j.frames()) * float64(p.FPS.Den) / float64(p.FPS.Num) * float64(time.Second)),
+	}
+}
+
+// backgroundImage adds the background image as an input scaled to cover the
+// output, one pad per scene.
+func (b *videoBuilder) backgroundImage(img string, scenes int) []string {
+	k := b.g.input("-i", b.s.sessionPath(img))
+	w, h := b.p.Width, b.p.Height
+	filters := []string{fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=increase", w, h),
+		fmt.Sprintf("crop=%d:%d", w, h), "setsar=1", "format=yuv420p"}
+	pads := make([]string, scenes)
+	for i := range pads {
+		pads[i] = b.g.label("bg")
+	}
+	if scenes > 1 {
+		filters = append(filters, fmt.Sprintf("split=%d", scenes))
+	}
+	b.g.chain([]string{fmt.Sprintf("%d:v", k)}, filters, strings.Join(pads, "]["))
+	return pads
+}
+
+// enable returns the enable option (with its leading colon) that shows a
+// filter during the frames of spans, in the scene's time; "" when they
+// cover the whole scene. The bounds sit half a frame before the frames, so
+// no frame instant is ever on one.
+func (b *videoBuilder) enable(sc *scene, spans []span) string {
+	if len(spans) == 1 && spans[0].From <= sc.From && spans[0].To >= sc.To {
+		return ""
+	}
+	var terms []string
+	for _, s := range spans {
+		a := frameTime(s.From-sc.From, b.p.FPS) - frameTime(1, b.p.FPS)/2
+		e := frameTime(s.To-sc.From, b.p.FPS) - frameTime(1, b.p.FPS)/2
+		terms = append(terms, fmt.Sprintf("between(t,%s,%s)", num(a), num(e)))
+	}
+	return ":enable=" + quoteExpr(strings.Join(terms, "+"))
+}
+
+// scene adds one scene's subgraph and returns its output pad.
+func (b *videoBuilder) scene(sc *scene, bgPad string) string {
+	g := b.g
+	w, h := b.p.Width, b.p.Height
+	canvas := g.label("c")
+	g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), w, h, fpsArg(b.p.FPS)),
+		fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, canvas)
+	l := &layer{g: g, cur: canvas}
+	if bgPad != "" {
+		l.overlay(bgPad, "overlay=x=0:y=0:eof_action=repeat")
+	}
+	for i := range sc.Tiles {
+		t := &sc.Tiles[i]
+		r := t.Rect
+		if len(t.Holders) > 0 {
+			en := b.enable(sc, t.Holders)
+			l.apply(fmt.Sprintf("drawbox=x=%d:y=%d:w=%d:h=%d:color=%s:t=fill%s", r.X, r.Y, r.W, r.H, placeholderColor, en))
+			if name := cleanText(t.Name); name != "" && b.s.FontFile != "" && r.H >= 24 {
+				size := nameSize(name, r)
+				l.apply(fmt.Sprintf("drawtext=fontfile=%s:textfile=%s:expansion=none:fontcolor=%s:fontsize=%d:x=%d+(%d-text_w)/2:y=%d+(%d-text_h)/2%s",
+					escValue(b.s.FontFile), g.text(name), textColor, size, r.X, r.W, r.Y, r.H, en))
+			}
+		}
+		for k := range t.Video {
+			b.piece(l, sc, t, &t.Video[k])
+		}
+		if label := cleanText(t.Label); label != "" && b.s.FontFile != "" && r.H >= 24 {
+			size := min(36, max(10, r.H/14))
+			pad := max(2, size/4)
+			l.apply(fmt.Sprintf("drawtext=fontfile=%s:textfile=%s:expansion=none:fontcolor=%s:fontsize=%d:box=1:boxcolor=%s:boxborderw=%d:x=%d:y=%d-text_h",
+				escValue(b.s.FontFile), g.text(label), textColor, size, labelBox, pad, r.X+2*pad, r.Y+r.H-2*pad))
+		}
+	}
+	out := g.label("s")
+	l.finish(out, "setsar=1")
+	return out
+}
+
+// nameSize is the font size of a placeholder's name: large, but fitting the
+// tile's width.
+func nameSize(name string, r timeline.Rect) int {
+	n := utf8.RuneCountInString(name)
+	size := min(r.H/6, int(float64(r.W)*0.8/(0.62*float64(n)+0.5)))
+	return min(72, max(10, size))
+}
+
+// piece adds one video piece of a tile: its input, placed on the scene's
+// clock, scaled into the tile, and drawn during its frames.
+func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
+	g, fps := b.g, b.p.FPS
+	frame := frameTime(1, fps)
+	speed := p.Src.Speed
+	if speed <= 0 || math.IsNaN(speed) {
+		speed = 1
+	}
+	// File time shown from one frame before the piece to one frame after
+	// (the nearest source frame may lie just outside).
+	ts := p.fileAt(frameTime(p.From, fps)) - frame*speed
+	te := p.fileAt(frameTime(p.To, fps)) + frame*speed
+	var in []string
+	if seek := ts - 0.5; seek > 0 {
+		in = append(in, "-ss", num(seek))
+	}
+	in = append(in, "-reinit_filter", "0", "-i", b.s.sessionPath(p.Src.Path))
+	k := g.input(in...)
+	// Scene time at which FileStart plays, half a frame early: the overlay
+	// shows the latest frame not after each output frame, which is then the
+	// source frame nearest to it.
+	off := p.At.Seconds() - frameTime(sc.From, fps) - frame/2
+	var pts string
+	if math.Abs(speed-1) <= speedTolerance {
+		pts = fmt.Sprintf("round((T%s)/TB)", signed(off-p.Src.FileStart))
+	} else {
+		pts = fmt.Sprintf("round(((T%s)/%s%s)/TB)", signed(-p.Src.FileStart), fnum(speed), signed(off))
+	}
+	trim := "trim=end=" + num(te)
+	if ts > 0 {
+		trim = fmt.Sprintf("trim=start=%s:end=%s", num(ts), num(te))
+	}
+	r := t.Rect
+	mode := "decrease"
+	if t.Fit == timeline.FitCover {
+		mode = "increase"
+	}
+	src := g.label("v")
+	g.chain([]string{fmt.Sprintf("%d:v", k)}, []string{trim, "settb=AVTB", "setpts=" + quoteExpr(pts),
+		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=%s:force_divisible_by=2:eval=frame", r.W, r.H, mode)}, src)
+	en := b.enable(sc, []span{p.span})
+	if t.Fit == timeline.FitCover {
+		// Crop by drawing onto a canvas of the tile's size.
+		tc, tv := g.label("tc"), g.label("tv")
+		g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), r.W, r.H, fpsArg(fps)),
+			fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, tc)
+		g.chain([]string{tc, src}, []string{"overlay=x=(main_w-overlay_w)/2:y=(main_h-overlay_h)/2:eval=frame:eof_action=repeat"}, tv)
+		l.overlay(tv, fmt.Sprintf("overlay=x=%d:y=%d%s", r.X, r.Y, en))
+		return
+	}
+	l.overlay(src, fmt.Sprintf("overlay=x=%d+(%d-overlay_w)/2:y=%d+(%d-overlay_h)/2:eval=frame:eof_action=repeat%s", r.X, r.W, r.Y, r.H, en))
+}
+
+// signed formats v with its sign ("+1.5", "-0.25").
+func signed(v float64) string {
+	s := fnum(v)
+	if strings.HasPrefix(s, "-") {
+		return s
+	}
+	return "+" + s
+}
+
+// overlays draws the plan's overlay images that show during the job.
+func (b *videoBuilder) overlays(l *layer) {
+	fps := b.p.FPS
+	for _, o := range b.p.Overlays {
+		sp, ok := span{frameAt(o.Start, fps), frameAt(o.End, fps)}.clip(b.job.span)
+		if !ok || o.Image == "" {
+			continue
+		}
+		k := b.g.input("-i", b.s.sessionPath(o.Image))
+		var fs []string
+		switch {
+		case o.Width > 0 && o.Height > 0:
+			fs = append(fs, fmt.Sprintf("scale=w=%d:h=%d", o.Width, o.Height))
+		case o.Width > 0:
+			fs = append(fs, fmt.Sprintf("scale=w=%d:h=-2", o.Width))
+		case o.Height > 0:
+			fs = append(fs, fmt.Sprintf("scale=w=-2:h=%d", o.Height))
+		}
+		fs = append(fs, "format=yuva420p")
+		if o.Opacity > 0 && o.Opacity < 1 {
+			fs = append(fs, "colorchannelmixer=aa="+num(o.Opacity))
+		}
+		pad := b.g.label("ov")
+		b.g.chain([]string{fmt.Sprintf("%d:v", k)}, fs, pad)
+		x, y := fmt.Sprint(o.X), fmt.Sprint(o.Y)
+		switch o.Anchor {
+		case timeline.AnchorTopRight:
+			x = fmt.Sprintf("main_w-overlay_w-%d", o.X)
+		case timeline.AnchorBottomLeft:
+			y = fmt.Sprintf("main_h-overlay_h-%d", o.Y)
+		case timeline.AnchorBottomRight:
+			x, y = fmt.Sprintf("main_w-overlay_w-%d", o.X), fmt.Sprintf("main_h-overlay_h-%d", o.Y)
+		case timeline.AnchorCenter:
+			x, y = "(main_w-overlay_w)/2", "(main_h-overlay_h)/2"
+		}
+		whole := scene{span: b.job.span}
+		l.overlay(pad, fmt.Sprintf("overlay=x=%s:y=%s:eof_action=repeat%s", x, y, b.enable(&whole, []span{sp})))
+	}
+}
+
+// captions burns the cues that show during the job.
+func (b *videoBuilder) captions(l *layer, cues []timeline.Cue, i int) {
+	if b.s.Captions != CaptionsBurn || len(cues) == 0 {
+		return
+	}
+	fps := b.p.FPS
+	from := time.Duration(frameTime(b.job.From, fps) * float64(time.Second))
+	to := time.Duration(frameTime(b.job.To, fps) * float64(time.Second))
+	script, ok := captionsASS(cues, from, to, b.p.Width, b.p.Height)
+	if !ok {
+		return
+	}
+	name := fmt.Sprintf("captions-%03d.ass", i)
+	b.g.files[name] = script
+	l.apply("ass=filename=" + escValue(name))
+}
