@@ -46,9 +46,12 @@ lint:
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRTPPath -fuzztime $(FUZZTIME) ./capture
+	$(GO) test -run '^$$' -fuzz FuzzJournal -fuzztime $(FUZZTIME) ./capture
 	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./capture/mkv
 	$(GO) test -run '^$$' -fuzz FuzzWriter -fuzztime $(FUZZTIME) ./capture/mkv
 	$(GO) test -run '^$$' -fuzz FuzzNewSync -fuzztime $(FUZZTIME) ./timeline
+	$(GO) test -run '^$$' -fuzz FuzzParseEdits -fuzztime $(FUZZTIME) ./timeline
+	$(GO) test -run '^$$' -fuzz FuzzParseCaptions -fuzztime $(FUZZTIME) ./timeline
 
 clean:
 	rm -rf $(BIN) demo

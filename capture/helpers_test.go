@@ -50,6 +50,9 @@ func startRecorder(t *testing.T, cfg capture.Config) *recorderUnderTest {
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.ICE.LoopbackOnly = true
+	if cfg.MinFreeBytes == 0 { // CI machines can be short of disk
+		cfg.MinFreeBytes, cfg.HardFloorBytes = 32<<20, 8<<20
+	}
 	r := &recorderUnderTest{dataDir: cfg.DataDir, sessions: make(chan capture.SessionEnded, 8)}
 	cfg.OnSessionEnd = func(s capture.SessionEnded) { r.sessions <- s }
 	rec, err := capture.New(cfg, testLogger(t))

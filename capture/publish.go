@@ -38,6 +38,10 @@ func (r *Recorder) publish(ctx context.Context, room, participant, offer string)
 		r.mu.Unlock()
 		return nil, "", errClosed
 	}
+	if err := r.admit(room); err != nil {
+		r.mu.Unlock()
+		return nil, "", err
+	}
 	s, err := r.sessionFor(room)
 	if err != nil {
 		r.mu.Unlock()
@@ -75,6 +79,7 @@ func (r *Recorder) publish(ctx context.Context, room, participant, offer string)
 		return nil, "", err
 	}
 	p.log.Info("publish started")
+	r.count.publishes.Add(1)
 	return p, answer, nil
 }
 

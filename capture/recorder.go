@@ -38,6 +38,15 @@ type Config struct {
 	Grace time.Duration
 	// JitterLatency is how long a packet waits for the ones before it.
 	JitterLatency time.Duration
+	// MinFreeBytes: below this much free space in DataDir, new publishes
+	// are refused (503) while the running ones keep recording.
+	// HardFloorBytes: below this, open files are closed cleanly and
+	// nothing more is written until space comes back. Zero means the
+	// default; negative turns the guard off.
+	MinFreeBytes, HardFloorBytes int64
+	// MaxPublishesPerRoom and MaxPublishes bound concurrent publishes
+	// (zero: the defaults).
+	MaxPublishesPerRoom, MaxPublishes int
 	// ICE networking.
 	ICE ICEConfig
 	// OnSessionEnd, if set, is called (in its own goroutine) after a
@@ -94,10 +103,17 @@ type Recorder struct {
 	muxOnce sync.Once
 	muxErr  error
 
-	mu      sync.Mutex
-	rooms   map[string]*session // the open session of each room
-	closed  bool
-	pending sync.WaitGroup // sessions being finalized, publishes ending
+	mu       sync.Mutex
+	rooms    map[string]*session // the open session of each room
+	closed   bool
+	draining bool
+	pending  sync.WaitGroup // sessions being finalized, publishes ending
+
+	count    counters
+	auth     authLimiter
+	stop     chan struct{}
+	stopOnce sync.Once
+	watchers sync.WaitGroup
 }
 
 // New returns a recorder writing into cfg.DataDir.
@@ -120,6 +136,18 @@ func New(cfg Config, log *slog.Logger) (*Recorder, error) {
 	if cfg.JitterLatency <= 0 {
 		cfg.JitterLatency = DefaultJitterLatency
 	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if cfg.HardFloorBytes == 0 {
+		cfg.HardFloorBytes = DefaultHardFloorBytes
+	}
+	if cfg.MaxPublishesPerRoom <= 0 {
+		cfg.MaxPublishesPerRoom = DefaultMaxPublishesPerRoom
+	}
+	if cfg.MaxPublishes <= 0 {
+		cfg.MaxPublishes = DefaultMaxPublishes
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -127,7 +155,14 @@ func New(cfg Config, log *slog.Logger) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{cfg: cfg, log: log, api: api, mux: mux, rooms: map[string]*session{}}, nil
+	r := &Recorder{cfg: cfg, log: log, api: api, mux: mux, rooms: map[string]*session{}, stop: make(chan struct{})}
+	r.count.freeBytes.Store(-1)
+	if f, err := freeBytes(cfg.DataDir); err == nil {
+		r.count.freeBytes.Store(f)
+	}
+	r.watchers.Add(1)
+	go func() { defer r.watchers.Done(); r.watchDisk(r.stop) }()
+	return r, nil
 }
 
 // newID returns a random hex identifier of n bytes.
@@ -287,6 +322,8 @@ func (r *Recorder) Close(ctx context.Context) error {
 	go func() { r.pending.Wait(); close(done) }()
 	select {
 	case <-done:
+		r.stopOnce.Do(func() { close(r.stop) })
+		r.watchers.Wait()
 		r.muxOnce.Do(func() {
 			if err := r.mux.Close(); err != nil {
 				r.muxErr = fmt.Errorf("capture: close media socket: %w", err)
@@ -296,6 +333,15 @@ func (r *Recorder) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("capture: close: %w", ctx.Err())
 	}
+}
+
+// Drain stops accepting publishes (503) and lets the running ones go on;
+// Close ends them.
+func (r *Recorder) Drain() {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	r.log.Info("draining: new publishes are refused")
 }
 
 // Sessions lists the sessions being recorded now as room/session pairs.

@@ -30,6 +30,7 @@ const (
 // segment files, with everything the manifest needs journaled.
 type trackRecorder struct {
 	p     *publish
+	rec   *Recorder
 	log   *slog.Logger
 	id    string
 	lane  string
@@ -113,7 +114,7 @@ func (p *publish) recordTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	r.mu.Unlock()
 
 	t := &trackRecorder{
-		p: p, id: fmt.Sprintf("t%d", seq), lane: lane, kind: kind, ssrc: uint32(remote.SSRC()), cfg: &r.cfg,
+		p: p, rec: r, id: fmt.Sprintf("t%d", seq), lane: lane, kind: kind, ssrc: uint32(remote.SSRC()), cfg: &r.cfg,
 		codec:  timeline.Codec{Name: name, ClockRate: int(c.ClockRate), Channels: int(c.Channels), Fmtp: c.SDPFmtpLine},
 		jitter: NewJitter(r.cfg.JitterLatency),
 	}
@@ -137,6 +138,8 @@ func (p *publish) recordTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		t.log.Error("journal track", "err", err)
 	}
 	t.log.Info("track started", "ssrc", t.ssrc)
+	r.count.activeTracks.Add(1)
+	defer r.count.activeTracks.Add(-1)
 	// A keyframe at the start of every file: ask for one now.
 	t.requestKeyframe(time.Now())
 	done := make(chan struct{})
@@ -169,6 +172,7 @@ func (t *trackRecorder) readRTP(remote *webrtc.TrackRemote) {
 			break
 		}
 		now := time.Now()
+		t.rec.count.packetsReceived.Add(1)
 		pkt := &rtp.Packet{}
 		// The packet keeps its own copy: the jitter buffer holds it.
 		if err := pkt.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
@@ -205,6 +209,10 @@ func (t *trackRecorder) handle(rel *Released) {
 		t.started.Store(true)
 	}
 	t.lastExt.Store(ext)
+	t.rec.count.packetsWritten.Add(1)
+	if rel.LostBefore > 0 {
+		t.rec.count.packetsLost.Add(int64(rel.LostBefore))
+	}
 	t.observe(rel, ext)
 	if t.seg != nil {
 		t.seg.packets++
@@ -312,6 +320,16 @@ func (t *trackRecorder) write(f *Frame) error {
 		}
 		t.width, t.height = f.Width, f.Height
 	}
+	if t.rec.diskFull() {
+		// Below the hard floor: finish the file cleanly rather than let
+		// the disk fill mid-cluster, and write nothing until space is back.
+		if t.seg != nil {
+			t.log.Warn("disk full: closing the track's file", "free", formatBytes(t.rec.count.freeBytes.Load()))
+			t.event(timeline.EventDiskFull, f.RTP, f.Arrival, 0, 0)
+			t.closeSegment()
+		}
+		return nil
+	}
 	if t.seg != nil {
 		clock := int64(t.codec.ClockRate)
 		due := (f.RTP-t.seg.firstRTP) >= int64(t.cfg.SegmentDuration/time.Millisecond)*clock/1000 ||
@@ -343,6 +361,8 @@ func (t *trackRecorder) write(f *Frame) error {
 		return fmt.Errorf("capture: track %s segment %d: %w", t.id, sg.index, err)
 	}
 	sg.frames++
+	t.rec.count.framesWritten.Add(1)
+	t.rec.count.bytesWritten.Add(int64(len(f.Data)))
 	if f.Keyframe {
 		sg.keyframes++
 		if t.width == 0 {
@@ -398,6 +418,7 @@ func (t *trackRecorder) closeSegment() {
 		return
 	}
 	t.seg = nil
+	t.rec.count.segmentsClosed.Add(1)
 	if err := sg.w.Close(); err != nil {
 		t.log.Error("close segment", "path", sg.path, "err", err)
 	}

@@ -74,14 +74,41 @@ func (r *Recorder) authorized(req *http.Request) bool {
 	return ok == 1
 }
 
+// checkAuth answers 401 or 429 and returns false when the request may not
+// go on: a client address that failed authentication too often recently is
+// refused before its token is even looked at.
+func (r *Recorder) checkAuth(w http.ResponseWriter, req *http.Request) bool {
+	addr, now := clientAddr(req), time.Now()
+	if wait, blocked := r.auth.blocked(addr, now); blocked {
+		r.count.refused.Add(1)
+		retryAfter(w, wait)
+		http.Error(w, errRateLimit.Error()+": try again later", http.StatusTooManyRequests)
+		return false
+	}
+	if !r.authorized(req) {
+		r.auth.fail(addr, now)
+		r.log.Warn("authentication failed", "client", addr) // never the token
+		unauthorized(w)
+		return false
+	}
+	return true
+}
+
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tapedeck"`)
 	http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
 }
 
 func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
-	if !r.authorized(req) {
-		unauthorized(w)
+	if !r.checkAuth(w, req) {
+		return
+	}
+	if err := r.Ready(); err != nil {
+		// Refused before anything is read: the client should try another
+		// recorder or later.
+		r.count.refused.Add(1)
+		retryAfter(w, 30*time.Second)
+		http.Error(w, "publish refused: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	room := req.PathValue("room")
@@ -119,8 +146,10 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 		switch {
 		case errors.As(err, &bad):
 			http.Error(w, bad.Error(), http.StatusBadRequest)
-		case errors.Is(err, errClosed):
-			http.Error(w, "recorder is shutting down", http.StatusServiceUnavailable)
+		case errors.Is(err, errClosed), errors.Is(err, errDraining), errors.Is(err, errDiskLow), errors.Is(err, errTooMany):
+			r.count.refused.Add(1)
+			retryAfter(w, 30*time.Second)
+			http.Error(w, "publish refused: "+err.Error(), http.StatusServiceUnavailable)
 		default:
 			r.log.Error("publish failed", "room", room, "participant", participant, "err", err)
 			http.Error(w, "could not start the publish", http.StatusInternalServerError)
@@ -135,8 +164,7 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Recorder) handleDelete(w http.ResponseWriter, req *http.Request) {
-	if !r.authorized(req) {
-		unauthorized(w)
+	if !r.checkAuth(w, req) {
 		return
 	}
 	room, id := req.PathValue("room"), req.PathValue("publish")

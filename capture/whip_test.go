@@ -145,3 +145,41 @@ func TestWHIPBadInput(t *testing.T) {
 		t.Errorf("DELETE: status %d, want %d", got, want)
 	}
 }
+
+// TestAuthRateLimit: after ten failed authentications in a minute, a client
+// address is refused with 429 — even with the right token — while other
+// requests are unaffected in kind.
+func TestAuthRateLimit(t *testing.T) {
+	rec, err := capture.New(capture.Config{DataDir: t.TempDir(), Tokens: []string{"s3cret"}, ICE: capture.ICEConfig{LoopbackOnly: true}}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rec.Close(t.Context()) })
+	srv := httptest.NewServer(rec.Handler())
+	defer srv.Close()
+	do := func(token string) *http.Response {
+		req, _ := http.NewRequest("DELETE", srv.URL+"/whip/room/nothing", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := 0; i < 10; i++ {
+		if got, want := do("guess").StatusCode, http.StatusUnauthorized; got != want {
+			t.Fatalf("failure %d: status %d, want %d", i+1, got, want)
+		}
+	}
+	resp := do("s3cret")
+	if got, want := resp.StatusCode, http.StatusTooManyRequests; got != want {
+		t.Fatalf("after 10 failures: status %d, want %d", got, want)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if got := rec.Stats().Refused; got != 1 {
+		t.Errorf("refused counter %d, want 1", got)
+	}
+}

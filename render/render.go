@@ -77,7 +77,7 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	} else {
 		defer os.RemoveAll(work)
 	}
-	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log}
+	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork}
 	start := time.Now()
 	log.Info("render: started", "duration", prog.Duration, "profiles", len(prog.profiles), "video_jobs", len(prog.Video),
 		"size", fmt.Sprintf("%dx%d", prog.Width, prog.Height), "fps", prog.FPS.String())
@@ -178,11 +178,39 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 	return loud, nil
 }
 
-// publish moves the work folder's outputs into outDir, replacing older ones
-// of the same names, and lists them.
+// publish checks the work folder's outputs, then moves them into outDir,
+// replacing older ones of the same names, and lists them.
 func publish(work, outDir string, prog *Program) ([]Output, error) {
 	var outs []Output
 	for _, p := range prog.profiles {
+		name := OutputName(p.Name)
+		top := strings.Split(name, "/")[0]
+		src := filepath.Join(work, outDirName, top)
+		o := Output{Profile: p.Name, Path: filepath.Join(work, outDirName, filepath.FromSlash(name)), Duration: prog.Duration}
+		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(filepath.Join(work, outDirName), p)
+			if err != nil {
+				return err
+			}
+			o.Files = append(o.Files, filepath.ToSlash(rel))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("render: profile %s: %w", p.Name, err)
+		}
+		sort.Strings(o.Files)
+		if !containsPath(o.Files, name) {
+			return nil, fmt.Errorf("render: profile %s: FFmpeg wrote no %s", p.Name, name)
+		}
+		if err := verifyOutput(o, prog); err != nil {
+			return nil, err
+		}
+		outs = append(outs, o)
+	}
+	for i, p := range prog.profiles {
 		name := OutputName(p.Name)
 		top := strings.Split(name, "/")[0]
 		src, dst := filepath.Join(work, outDirName, top), filepath.Join(outDir, top)
@@ -192,26 +220,7 @@ func publish(work, outDir string, prog *Program) ([]Output, error) {
 		if err := os.Rename(src, dst); err != nil {
 			return nil, fmt.Errorf("render: %w", err)
 		}
-		o := Output{Profile: p.Name, Path: filepath.Join(outDir, filepath.FromSlash(name)), Duration: prog.Duration}
-		err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel(outDir, p)
-			if err != nil {
-				return err
-			}
-			o.Files = append(o.Files, filepath.ToSlash(rel))
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("render: list %s: %w", dst, err)
-		}
-		sort.Strings(o.Files)
-		if len(o.Files) == 0 || !containsPath(o.Files, name) {
-			return nil, fmt.Errorf("render: profile %s: FFmpeg wrote no %s", p.Name, name)
-		}
-		outs = append(outs, o)
+		outs[i].Path = filepath.Join(outDir, filepath.FromSlash(name))
 	}
 	return outs, nil
 }

@@ -59,6 +59,9 @@ type runner struct {
 	nice int
 	dir  string
 	log  *slog.Logger
+	// record appends every command line to commands.sh in the work folder
+	// (kept for inspection).
+	record bool
 }
 
 // stderrKeep is how much of FFmpeg's stderr is kept for error messages (and
@@ -146,6 +149,11 @@ func (r *runner) run(ctx context.Context, c Command, progress func(done time.Dur
 	}
 	start := time.Now()
 	r.log.Debug("render: ffmpeg", "step", c.Name, "command", shellJoin(line))
+	if r.record {
+		if err := appendFile(filepath.Join(r.dir, "commands.sh"), "# "+c.Name+"\n"+shellJoin(line)+"\n\n"); err != nil {
+			return "", fmt.Errorf("render: %s: %w", c.Name, err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("render: %s: start ffmpeg: %w", c.Name, err)
 	}
@@ -206,3 +214,15 @@ func readProgress(r io.Reader, report func(done time.Duration)) {
 
 // errNoFFmpeg is wrapped when FFmpeg cannot be found.
 var errNoFFmpeg = errors.New("ffmpeg not found (install Debian's ffmpeg package: `apt-get install ffmpeg`, or `make deps`)")
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

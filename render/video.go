@@ -215,7 +215,11 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 		mode = "increase"
 	}
 	src := g.label("v")
-	g.chain([]string{fmt.Sprintf("%d:v", k)}, []string{trim, "settb=AVTB", "setpts=" + quoteExpr(pts),
+	// No frame after the scene's last: once its main input has ended, the
+	// overlay would go on drawing the main's last frame at the times of the
+	// other input's frames.
+	last := "trim=end=" + fnum(frameTime(sc.frames()-1, fps)+1e-7)
+	g.chain([]string{fmt.Sprintf("%d:v", k)}, []string{trim, "settb=AVTB", "setpts=" + quoteExpr(pts), last,
 		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=%s:force_divisible_by=2:eval=frame", r.W, r.H, mode)}, src)
 	en := b.enable(sc, []span{p.span})
 	if t.Fit == timeline.FitCover {

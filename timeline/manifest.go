@@ -158,6 +158,7 @@ const (
 	EventResolution = "resolution" // Width and Height changed at RTP
 	EventPause      = "pause"      // no media for a while from RTP on
 	EventResume     = "resume"     // media again at RTP
+	EventDiskFull   = "disk_full"  // the recorder's disk was full: the file was closed at RTP
 )
 
 // Event is something that happened on a track at an RTP time.

@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 	"github.com/tapedeck/tapedeck/postcall"
+	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // pipelineFlags configure the post-call jobs of serve, demo and worker.
@@ -165,9 +167,34 @@ func (r *pipelineRun) close() {
 	}
 }
 
-// newRenderer returns the renderer of this build: none yet (the render package will provide it), so
-// post-call jobs skip the render step with a logged reason.
-func newRenderer(*slog.Logger) postcall.Renderer { return nil }
+// newRenderer returns the renderer post-call jobs use: the render package's.
+func newRenderer(log *slog.Logger) postcall.Renderer { return sessionRenderer{log: log} }
+
+// sessionRenderer renders a RenderSpec with render.Session.
+type sessionRenderer struct{ log *slog.Logger }
+
+func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
+	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log}
+	if spec.Profile != "" {
+		opts.Profiles = strings.Split(spec.Profile, ",")
+	}
+	if spec.Edits != "" {
+		e, err := timeline.ParseEdits(spec.EditsFile, strings.NewReader(spec.Edits))
+		if err != nil {
+			return nil, err
+		}
+		opts.Edits = e
+	}
+	outs, err := render.Session(ctx, sessionDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, o := range outs {
+		names = append(names, o.Files...)
+	}
+	return names, nil
+}
 
 // nodeName is the recorder's node name: the flag, else the one kept in DATA/.tapedeck-node (made up
 // at the first start), so that a restarted recorder takes back its own stage-1 jobs.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -118,6 +120,7 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 		return fmt.Errorf("serve: %w", err)
 	}
 	mux := http.NewServeMux()
+	healthHandlers(mux, rec, newMetrics(rec))
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
 	mux.Handle("/{$}", http.RedirectHandler("/publish/", http.StatusFound))
@@ -140,18 +143,39 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 		}
 	case <-ctx.Done():
 	}
-	log.Info("draining: ending publishes and finalizing sessions", "timeout", drain)
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	// Drain: refuse new publishes, let the running ones finish (up to the
+	// drain timeout), then end whatever is left and finalize every session.
+	// A second SIGINT/SIGTERM skips the wait.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	rec.Drain()
+	log.Info("draining: waiting for publishes to end; a second signal stops now", "timeout", drain)
+	deadline := time.NewTimer(drain)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for rec.Stats().ActivePublishes > 0 {
+		select {
+		case <-again:
+			log.Info("second signal: finalizing now")
+			break wait
+		case <-deadline.C:
+			log.Warn("drain timeout: ending the publishes still running")
+			break wait
+		case <-tick.C:
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(dctx)
-	if err := rec.Close(dctx); err != nil {
+	_ = srv.Shutdown(sctx)
+	if err := rec.Close(sctx); err != nil {
 		return fmt.Errorf("serve: drain: %w (unfinished sessions are recovered at the next start)", err)
 	}
-	if _, err := jobs.EnqueueUnfinished(dctx, cfg.DataDir); err != nil {
+	// Sessions that ended while draining: their jobs, if the hook did not enqueue them yet.
+	if _, err := jobs.EnqueueUnfinished(sctx, cfg.DataDir); err != nil {
 		log.Error("some sessions' post-call jobs could not be enqueued; they are at the next start", "err", err)
-	}
-	if b := jobs.Backlog(); b.Files > 0 {
-		log.Info("uploads left for the sessions' jobs at the next start", "files", b.Files, "bytes", b.Bytes)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func startServer(t *testing.T) *server {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rec, err := capture.New(capture.Config{
 		DataDir: t.TempDir(), Grace: 4 * time.Second, ICE: capture.ICEConfig{LoopbackOnly: true},
+		MinFreeBytes: 32 << 20, HardFloorBytes: 8 << 20,
 		OnSessionEnd: func(e capture.SessionEnded) { s.sessions <- e },
 	}, log)
 	if err != nil {

@@ -73,9 +73,12 @@ type audioClip struct {
 }
 
 // PrepareMedia generates (or finds in cfg.MediaDir) the media that Run with
-// cfg would send. Only the media fields of cfg (and Participant, whose name
+// cfg would send; log may be nil. Only the media fields of cfg (and Participant, whose name
 // is drawn on the picture) matter.
 func PrepareMedia(ctx context.Context, cfg Config, log *slog.Logger) (Media, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return Media{}, err

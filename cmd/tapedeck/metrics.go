@@ -1,0 +1,99 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tapedeck/tapedeck/capture"
+)
+
+// recorderCollector exports capture.Stats, read once per scrape.
+type recorderCollector struct {
+	rec   *capture.Recorder
+	descs map[string]*prometheus.Desc
+}
+
+func newRecorderCollector(rec *capture.Recorder) *recorderCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("tapedeck_"+name, help, nil, nil)
+	}
+	return &recorderCollector{rec: rec, descs: map[string]*prometheus.Desc{
+		"sessions":  d("sessions_active", "Sessions being recorded."),
+		"publishes": d("publishes_active", "WHIP publishes being recorded."),
+		"tracks":    d("tracks_active", "Tracks being recorded."),
+		"received":  d("packets_received_total", "RTP packets read from the network."),
+		"lost":      d("packets_lost_total", "RTP sequence numbers never received (after NACK): lost before the recorder."),
+		"written":   d("packets_written_total", "RTP packets released in order to the track writers."),
+		"frames":    d("frames_written_total", "Frames written to track files."),
+		"bytes":     d("bytes_written_total", "Media bytes written to track files."),
+		"segments":  d("segments_closed_total", "Track files finished."),
+		"accepted":  d("publishes_total", "Publishes accepted."),
+		"refused":   d("publishes_refused_total", "Publishes refused (disk, limits, draining, failed authentication)."),
+		"free":      d("disk_free_bytes", "Free space of the data folder (-1: unknown)."),
+		"disk_low":  d("disk_low", "1 while new publishes are refused for disk space."),
+		"disk_full": d("disk_full", "1 while the disk is below the hard floor and nothing is written."),
+		"draining":  d("draining", "1 while the recorder drains before stopping."),
+	}}
+}
+
+func (c *recorderCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.rec.Stats()
+	g := func(k string, v float64) { ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.GaugeValue, v) }
+	n := func(k string, v int64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.CounterValue, float64(v))
+	}
+	g("sessions", float64(s.ActiveSessions))
+	g("publishes", float64(s.ActivePublishes))
+	g("tracks", float64(s.ActiveTracks))
+	n("received", s.PacketsReceived)
+	n("lost", s.PacketsLost)
+	n("written", s.PacketsWritten)
+	n("frames", s.FramesWritten)
+	n("bytes", s.BytesWritten)
+	n("segments", s.SegmentsClosed)
+	n("accepted", s.Publishes)
+	n("refused", s.Refused)
+	g("free", float64(s.FreeBytes))
+	g("disk_low", b2f(s.DiskLow))
+	g("disk_full", b2f(s.DiskFull))
+	g("draining", b2f(s.Draining))
+}
+
+// newMetrics returns the registry served at /metrics: the recorder's
+// figures and the Go runtime's. Other parts of serve register theirs on it.
+func newMetrics(rec *capture.Recorder) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newRecorderCollector(rec), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// healthHandlers are /healthz (the process answers) and /readyz (publishes
+// are accepted now; 503 with the reason otherwise).
+func healthHandlers(mux *http.ServeMux, rec *capture.Recorder, reg *prometheus.Registry) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := rec.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+}
