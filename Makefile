@@ -5,7 +5,7 @@ VERSITYGW := $(BIN)/versitygw
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME  ?= 20s
 
-.PHONY: all deps build test demo bench lint fuzz clean
+.PHONY: all deps build test demo bench soak lint fuzz clean
 
 all: build
 
@@ -36,6 +36,10 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
 
+## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
+soak: deps
+	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 10 --bitrate 1500000 --duration 10m --report-every 30s --log-level warn
+
 ## lint: gofmt, go vet, staticcheck
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -54,4 +58,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseCaptions -fuzztime $(FUZZTIME) ./timeline
 
 clean:
-	rm -rf $(BIN) demo
+	rm -rf $(BIN) demo store

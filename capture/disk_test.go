@@ -30,7 +30,6 @@ func smallDisk(t *testing.T, mib int) string {
 	return dir
 }
 
-
 func free(t *testing.T, dir string) int64 {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {

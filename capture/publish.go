@@ -25,6 +25,9 @@ type publish struct {
 
 	kinds map[timeline.Kind]int // tracks per kind, guarded by Recorder.mu
 
+	tmu  sync.Mutex
+	live map[string]*trackRecorder // tracks being recorded
+
 	endOnce sync.Once
 	reason  string
 	tracks  sync.WaitGroup

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -344,19 +345,83 @@ func (r *Recorder) Drain() {
 	r.log.Info("draining: new publishes are refused")
 }
 
-// Sessions lists the sessions being recorded now as room/session pairs.
+// Sessions lists the sessions being recorded now, with their publishes and
+// tracks, sorted by room.
 func (r *Recorder) Sessions() []SessionInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []SessionInfo
 	for _, s := range r.rooms {
-		out = append(out, SessionInfo{Room: s.room, Session: s.id, Dir: s.dir, Publishes: len(s.publishes)})
+		si := SessionInfo{Room: s.room, Session: s.id, Dir: s.dir, Started: s.start, Ending: s.ending}
+		for _, p := range s.publishes {
+			pi := PublishInfo{ID: p.id, Participant: p.participant}
+			p.tmu.Lock()
+			for _, t := range p.live {
+				pi.Tracks = append(pi.Tracks, TrackInfo{ID: t.id, Lane: t.lane, Kind: string(t.kind), Codec: t.codec.Name, SSRC: t.ssrc})
+			}
+			p.tmu.Unlock()
+			sort.Slice(pi.Tracks, func(i, j int) bool { return pi.Tracks[i].ID < pi.Tracks[j].ID })
+			si.Publishes = append(si.Publishes, pi)
+		}
+		sort.Slice(si.Publishes, func(i, j int) bool { return si.Publishes[i].Participant < si.Publishes[j].Participant })
+		out = append(out, si)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
 	return out
 }
 
 // SessionInfo describes a session being recorded.
 type SessionInfo struct {
-	Room, Session, Dir string
-	Publishes          int
+	Room      string        `json:"room"`
+	Session   string        `json:"session"`
+	Dir       string        `json:"dir"`
+	Started   time.Time     `json:"started"`
+	Ending    bool          `json:"ending"`
+	Publishes []PublishInfo `json:"publishes"`
+}
+
+// PublishInfo describes a publish being recorded.
+type PublishInfo struct {
+	ID          string      `json:"id"`
+	Participant string      `json:"participant"`
+	Tracks      []TrackInfo `json:"tracks"`
+}
+
+// TrackInfo describes a track being recorded.
+type TrackInfo struct {
+	ID    string `json:"id"`
+	Lane  string `json:"lane"`
+	Kind  string `json:"kind"`
+	Codec string `json:"codec"`
+	SSRC  uint32 `json:"ssrc"`
+}
+
+// ErrNoSession is returned by StopSession for a room without a session.
+var ErrNoSession = errors.New("no session is being recorded in that room")
+
+// StopSession ends every publish of the room's session and finalizes it
+// now, without waiting for the grace period.
+func (r *Recorder) StopSession(room string) error {
+	r.mu.Lock()
+	s := r.rooms[room]
+	if s == nil || s.ending {
+		r.mu.Unlock()
+		return fmt.Errorf("capture: stop %s: %w", room, ErrNoSession)
+	}
+	var pubs []*publish
+	for _, p := range s.publishes {
+		pubs = append(pubs, p)
+	}
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	s.ending = true // publishEnded will not start a grace period
+	r.pending.Add(1)
+	r.mu.Unlock()
+	for _, p := range pubs {
+		p.end("session stopped by an operator")
+	}
+	go func() { defer r.pending.Done(); s.finalize() }()
+	return nil
 }

@@ -140,6 +140,17 @@ func (p *publish) recordTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	t.log.Info("track started", "ssrc", t.ssrc)
 	r.count.activeTracks.Add(1)
 	defer r.count.activeTracks.Add(-1)
+	p.tmu.Lock()
+	if p.live == nil {
+		p.live = map[string]*trackRecorder{}
+	}
+	p.live[t.id] = t
+	p.tmu.Unlock()
+	defer func() {
+		p.tmu.Lock()
+		delete(p.live, t.id)
+		p.tmu.Unlock()
+	}()
 	// A keyframe at the start of every file: ask for one now.
 	t.requestKeyframe(time.Now())
 	done := make(chan struct{})

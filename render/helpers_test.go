@@ -228,11 +228,11 @@ func checkSeek(t *testing.T, path string, fps timeline.Rational, n int) {
 	for i := 0; i < n; i++ {
 		// Spread over the file, never exactly on a frame boundary.
 		k := (len(all)-2)*(2*i+1)/(2*n) + 1
-		at := (float64(k) + 0.2) * frame
+		at := (float64(k) - 0.2) * frame
 		got := frameHashes(t, path, strconv.FormatFloat(at, 'f', 4, 64), 1)
 		want := all[k]
-		// -ss lands on the frame shown at that instant: the one starting at
-		// or before it.
+		// An accurate seek (-ss before -i) drops the frames before the
+		// seek point: it returns the first frame at or after it.
 		if len(got) == 0 || got[0] != want {
 			t.Errorf("%s: seeking to %.3f s gives a frame other than frame %d of a straight decode", path, at, k)
 		}

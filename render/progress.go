@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -103,7 +104,14 @@ func (p *progress) show(final bool) {
 		return
 	}
 	frac, speed, eta := p.state()
-	pct := int(frac * 100)
+	if final {
+		// Every step is done, whatever FFmpeg's last report said.
+		frac, eta = 1, 0
+		if el := p.now().Sub(p.start); el > 0 {
+			speed = p.duration.Seconds() / el.Seconds()
+		}
+	}
+	pct := int(math.Round(frac * 1000)) / 10
 	now := p.now()
 	if p.tty {
 		if !final && now.Sub(p.last) < 200*time.Millisecond && pct == p.lastPct {

@@ -32,6 +32,7 @@ type loadFlags struct {
 	height     int
 	data       string
 	keep       bool
+	every      time.Duration
 }
 
 func newLoadtestCmd(g *globals) *cobra.Command {
@@ -59,6 +60,7 @@ packets it lost (sent by a publisher but never written), from /proc and the sess
 	fl.IntVar(&f.height, "height", 360, "video height")
 	fl.StringVar(&f.data, "data", "", "recording folder (default: a temporary folder, removed afterwards)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the recording")
+	fl.DurationVar(&f.every, "report-every", 0, "print the recorder's memory, goroutines and packets this often (a soak run)")
 	return cmd
 }
 
@@ -167,7 +169,9 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 		}
 	}
 
-	srv := exec.CommandContext(ctx, self, "serve", "--listen", addr, "--data", data, "--grace", "2s", "--log-level", "warn")
+	// Renders are left to workers (none here): the figures are capture's.
+	srv := exec.CommandContext(ctx, self, "serve", "--listen", addr, "--data", filepath.Join(data, "rec"),
+		"--store", "file://"+filepath.Join(data, "store"), "--render-concurrency", "0", "--grace", "2s", "--log-level", "warn")
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("loadtest: start serve: %w", err)
@@ -184,21 +188,38 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	var (
 		mu      sync.Mutex
 		samples []int64
+		series  []soakPoint
 		wg      sync.WaitGroup
 	)
 	stopSample := make(chan struct{})
+	sampled := make(chan struct{})
 	go func() {
+		defer close(sampled)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
+		lastCPU, lastAt := cpu0, start
 		for {
 			select {
 			case <-stopSample:
 				return
-			case <-t.C:
-				if rss, _, err := procMem(pid); err == nil {
+			case now := <-t.C:
+				rss, _, err := procMem(pid)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				samples = append(samples, rss)
+				mu.Unlock()
+				if f.every > 0 && now.Sub(lastAt) >= f.every {
+					c, _ := procCPU(pid)
+					g, pk := scrape(addr)
+					p := soakPoint{at: now.Sub(start), rss: rss, goroutines: g, packets: pk,
+						cpu: 100 * (c - lastCPU).Seconds() / now.Sub(lastAt).Seconds()}
+					lastCPU, lastAt = c, now
 					mu.Lock()
-					samples = append(samples, rss)
+					series = append(series, p)
 					mu.Unlock()
+					fmt.Fprintf(out, "%8s %10.1f %10.0f %14.0f %12.1f\n", p.at.Round(time.Second), float64(p.rss)/1024, p.goroutines, p.packets, p.cpu)
 				}
 			}
 		}
@@ -206,6 +227,9 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	results := make([]publisher.Result, len(cfgs))
 	errs := make([]error, len(cfgs))
 	fmt.Fprintf(out, "publishing %d x (VP8 %dx%d at %.1f Mbit/s + Opus) for %v to %s\n", f.publishers, f.width, f.height, float64(f.bitrate)/1e6, f.duration, addr)
+	if f.every > 0 {
+		fmt.Fprintf(out, "%8s %10s %10s %14s %12s\n", "time", "RSS MiB", "goroutines", "packets", "CPU % core")
+	}
 	for i := range cfgs {
 		wg.Add(1)
 		go func() {
@@ -218,6 +242,7 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	cpu1, _ := procCPU(pid)
 	_, hwm, _ := procMem(pid)
 	close(stopSample)
+	<-sampled
 	drops1 := udpRcvbufErrors()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("loadtest: publishers: %w", err)
@@ -227,7 +252,7 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	if err := srv.Wait(); err != nil {
 		return fmt.Errorf("loadtest: serve exited: %w", err)
 	}
-	mans, _ := filepath.Glob(filepath.Join(data, "load", "*", capture.ManifestName))
+	mans, _ := filepath.Glob(filepath.Join(data, "rec", "load", "*", capture.ManifestName))
 	if len(mans) != 1 {
 		return fmt.Errorf("loadtest: found %d manifests, want 1", len(mans))
 	}
@@ -276,7 +301,59 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	fmt.Fprintf(out, "  lost by the recorder    %d never arrived or were given up (%.4f%%); kernel UDP receive-buffer drops on this machine: %d\n",
 		lost, 100*float64(lost)/float64(max(sent, 1)), drops1-drops0)
 	fmt.Fprintf(out, "  manifest                %s\n", mans[0])
+	if len(series) >= 4 {
+		q := len(series) / 4
+		avg := func(ps []soakPoint, f func(soakPoint) float64) float64 {
+			t := 0.0
+			for _, p := range ps {
+				t += f(p)
+			}
+			return t / float64(len(ps))
+		}
+		rss := func(p soakPoint) float64 { return float64(p.rss) / 1024 }
+		gor := func(p soakPoint) float64 { return p.goroutines }
+		fmt.Fprintf(out, "  soak: first quarter vs last quarter of the run\n")
+		fmt.Fprintf(out, "    RSS MiB               %.1f -> %.1f\n", avg(series[:q], rss), avg(series[len(series)-q:], rss))
+		fmt.Fprintf(out, "    goroutines            %.0f -> %.0f\n", avg(series[:q], gor), avg(series[len(series)-q:], gor))
+	}
 	return nil
+}
+
+// soakPoint is one sample of a soak run.
+type soakPoint struct {
+	at         time.Duration
+	rss        int64 // KiB
+	goroutines float64
+	packets    float64
+	cpu        float64 // percent of one core since the previous point
+}
+
+// scrape reads the goroutine count and packets written from /metrics.
+func scrape(addr string) (goroutines, packets float64) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1, -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "go_goroutines":
+			goroutines = v
+		case "tapedeck_packets_written_total":
+			packets = v
+		}
+	}
+	return goroutines, packets
 }
 
 // waitReady polls the WHIP endpoint until serve answers.

@@ -22,8 +22,7 @@ type storeFlags struct {
 	pathStyle bool
 }
 
-// register adds --NAME and the S3 flags. def is the URL's default when neither the flag nor
-// $TAPEDECK_STORE is set ("" means required, or computed by the command).
+// register adds --NAME (default $TAPEDECK_STORE) and the S3 flags.
 func (s *storeFlags) register(fl *pflag.FlagSet, name, usage string) {
 	s.name = name
 	fl.StringVar(&s.url, name, os.Getenv("TAPEDECK_STORE"), usage+" (also $TAPEDECK_STORE)")
@@ -34,7 +33,8 @@ func (s *storeFlags) register(fl *pflag.FlagSet, name, usage string) {
 	fl.BoolVar(&s.pathStyle, "s3-path-style", ps, "address buckets as ENDPOINT/bucket (most S3-compatible servers; also $TAPEDECK_S3_PATH_STYLE)")
 }
 
-// open opens the store; an empty URL is a usage error unless def is given.
+// open opens the store, def when the flag and $TAPEDECK_STORE are empty; with neither, it is a usage
+// error.
 func (s *storeFlags) open(ctx context.Context, def string, log *slog.Logger) (storage.Client, error) {
 	u := s.url
 	if u == "" {
