@@ -31,6 +31,8 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 		if ffmpeg, err = exec.LookPath("ffmpeg"); err != nil {
 			return nil, fmt.Errorf("render: %w", errNoFFmpeg)
 		}
+	} else if ffmpeg, err = exec.LookPath(ffmpeg); err != nil {
+		return nil, fmt.Errorf("render: ffmpeg: %w", err)
 	}
 	font := opts.FontFile
 	switch font {

@@ -180,7 +180,7 @@ func synthVideo(t testing.TB, path string, p synthPart) {
 		if p.Video == "h264" {
 			args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", fmt.Sprint(p.FPS), "-bf", "0", "-f", "matroska", out)
 		} else {
-			args = append(args, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", fmt.Sprint(p.FPS),
+			args = append(args, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "16", "-b:v", "300k", "-g", fmt.Sprint(p.FPS),
 				"-auto-alt-ref", "0", "-f", "webm", out)
 		}
 		ffrun(t, args...)

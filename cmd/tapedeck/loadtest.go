@@ -146,6 +146,9 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 			defer os.RemoveAll(d)
 		}
 	}
+	if abs, err := filepath.Abs(data); err == nil {
+		data = abs
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("loadtest: %w", err)

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/examples/publisher"
+)
+
+// TestControlAPI lists a live session through the control API and stops
+// it: the session ends at once, without its grace period.
+func TestControlAPI(t *testing.T) {
+	ended := make(chan capture.SessionEnded, 1)
+	rec, err := capture.New(capture.Config{DataDir: t.TempDir(), Grace: time.Minute, MinFreeBytes: 32 << 20, HardFloorBytes: 8 << 20,
+		ICE: capture.ICEConfig{LoopbackOnly: true}, OnSessionEnd: func(s capture.SessionEnded) { ended <- s }}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rec.Close(t.Context()) })
+	mux := http.NewServeMux()
+	mux.Handle("/whip/", rec.Handler())
+	controlAPI(mux, rec, "adm1n", false, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	call := func(method, path, token string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+	if code, _ := call("GET", "/api/sessions", ""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := call("GET", "/api/sessions", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d, want 401", code)
+	}
+	if code, _ := call("DELETE", "/api/sessions/nothing", "adm1n"); code != http.StatusNotFound {
+		t.Errorf("stop a room without a session: %d, want 404", code)
+	}
+	cfg := publisher.Config{Endpoint: srv.URL + "/whip/ops", Participant: "jo", Duration: 30 * time.Second, Video: publisher.VP8,
+		Audio: true, Width: 320, Height: 240, Bitrate: 300_000}
+	if _, err := publisher.PrepareMedia(t.Context(), cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := publisher.Run(t.Context(), cfg, nil); done <- err }()
+	var sessions []any
+	for i := 0; i < 100; i++ {
+		code, v := call("GET", "/api/sessions", "adm1n")
+		if code != http.StatusOK {
+			t.Fatalf("list: %d %v", code, v)
+		}
+		sessions, _ = v["sessions"].([]any)
+		if len(sessions) == 1 {
+			s := sessions[0].(map[string]any)
+			pubs, _ := s["publishes"].([]any)
+			if len(pubs) == 1 {
+				if tracks, _ := pubs[0].(map[string]any)["tracks"].([]any); len(tracks) == 2 {
+					break
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(sessions) != 1 {
+		t.Fatalf("sessions listed: %v", sessions)
+	}
+	stopped := time.Now()
+	if code, v := call("DELETE", "/api/sessions/ops", "adm1n"); code != http.StatusAccepted {
+		t.Fatalf("stop: %d %v", code, v)
+	}
+	select {
+	case s := <-ended:
+		if len(s.Manifest.Lanes) != 2 {
+			t.Errorf("stopped session has %d lanes, want 2", len(s.Manifest.Lanes))
+		}
+		t.Logf("session finalized %v after the stop", time.Since(stopped).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stopped session was not finalized (grace period not skipped?)")
+	}
+	<-done
+}
