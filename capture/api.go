@@ -109,7 +109,13 @@ func newAPI(cfg ICEConfig) (*webrtc.API, io.Closer, error) {
 	}
 	se.SetICEUDPMux(mux)
 	if len(cfg.NAT1To1IPs) > 0 {
-		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+		// Announce the public addresses instead of the host's own.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: cfg.NAT1To1IPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			_ = mux.Close()
+			return nil, nil, fmt.Errorf("capture: public addresses %v: %w", cfg.NAT1To1IPs, err)
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), mux, nil
 }

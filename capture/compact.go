@@ -78,10 +78,8 @@ func compact(dir string, recs []record) (*timeline.Manifest, error) {
 				p.EndUnixNS, p.EndReason = r.At, r.Reason
 			}
 		case recTrack:
-			l, ok := lanes[r.Lane]
-			if !ok {
-				l = &timeline.Lane{ID: r.Lane, Participant: r.Participant, Kind: timeline.Kind(r.Kind)}
-				lanes[r.Lane] = l
+			if _, ok := lanes[r.Lane]; !ok {
+				lanes[r.Lane] = &timeline.Lane{ID: r.Lane, Participant: r.Participant, Kind: timeline.Kind(r.Kind)}
 				laneOrder = append(laneOrder, r.Lane)
 			}
 			t := &timeline.Track{

@@ -166,13 +166,5 @@ func segDuration(s timeline.Segment, c timeline.Codec, frame time.Duration) time
 	return time.Duration(float64(s.LastRTP-s.FirstRTP)/float64(c.ClockRate)*float64(time.Second)) + frame
 }
 
-func laneDuration(l timeline.Lane, frame time.Duration) (d time.Duration) {
-	for _, tr := range l.Tracks {
-		for _, s := range tr.Segments {
-			d += segDuration(s, tr.Codec, frame)
-		}
-	}
-	return d
-}
 
 func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }

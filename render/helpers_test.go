@@ -312,3 +312,6 @@ func fileOf(t testing.TB, dir, name string) string {
 	}
 	return filepath.Join(dir, name)
 }
+
+// writeFile writes a text file.
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }

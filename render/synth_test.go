@@ -39,6 +39,9 @@ type synthPart struct {
 	// Marks adds the flashes and tones (else plain test picture and a quiet
 	// sine).
 	Marks bool
+	// VideoFile and AudioFile, if set, are used (linked) instead of
+	// encoding the media; they must match the other fields.
+	VideoFile, AudioFile string
 }
 
 // synthSession is a written session and its truth.
@@ -85,7 +88,11 @@ func makeSession(t testing.TB, dir string, parts []synthPart) *synthSession {
 			}
 			rel := fmt.Sprintf("tracks/%s/video-%s-000%s", p.ID, id, ext)
 			path := fileOf(t, filepath.Join(dir, "tracks", p.ID), filepath.Base(rel))
-			synthVideo(t, path, p)
+			if p.VideoFile != "" {
+				link(t, p.VideoFile, path)
+			} else {
+				synthVideo(t, path, p)
+			}
 			frames := int64(p.Length.Seconds() * float64(p.FPS))
 			tick := int64(90000 / p.FPS)
 			tr := synthTrack(id, pub, uint32(1000+pi), timeline.Codec{Name: p.Video, ClockRate: 90000}, start, p.Skew, p.Offset, p.Length)
@@ -115,7 +122,11 @@ func makeSession(t testing.TB, dir string, parts []synthPart) *synthSession {
 			id := fmt.Sprintf("t%d", trackN)
 			rel := fmt.Sprintf("tracks/%s/audio-%s-000.webm", p.ID, id)
 			path := fileOf(t, filepath.Join(dir, "tracks", p.ID), filepath.Base(rel))
-			synthAudio(t, path, p)
+			if p.AudioFile != "" {
+				link(t, p.AudioFile, path)
+			} else {
+				synthAudio(t, path, p)
+			}
 			frames := int64(p.Length / (20 * time.Millisecond))
 			tr := synthTrack(id, pub, uint32(2000+pi), timeline.Codec{Name: "opus", ClockRate: 48000, Channels: 2}, start, p.Skew, p.Offset, p.Length)
 			rtp0 := tr.SenderReports[0].RTP
@@ -215,3 +226,15 @@ func synthAudio(t testing.TB, path string, p synthPart) {
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+
+// link makes dst a symbolic link to src.
+func link(t testing.TB, src, dst string) {
+	t.Helper()
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(abs, dst); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/postcall"
 )
 
 // adminToken is the control API's bearer token, from the environment only
@@ -20,9 +22,12 @@ func adminToken() string { return os.Getenv("TAPEDECK_ADMIN_TOKEN") }
 // token of its own ($TAPEDECK_ADMIN_TOKEN). Without one it answers only on
 // a loopback listener.
 //
-//	GET    /api/sessions          sessions being recorded, with publishes and tracks
-//	DELETE /api/sessions/{room}   end the room's session now (no grace period)
-func controlAPI(mux *http.ServeMux, rec *capture.Recorder, token string, loopback bool, log *slog.Logger) {
+//	GET    /api/sessions                  sessions being recorded, with publishes and tracks
+//	DELETE /api/sessions/{room}           end the room's session now (no grace period)
+//	GET    /api/jobs/{room}/{session}     the post-call job's state
+//	POST   /api/jobs/{room}/{session}     queue the session's post-call job again (steps already
+//	                                      confirmed are not redone)
+func controlAPI(mux *http.ServeMux, rec *capture.Recorder, jobs *postcall.Pipeline, dataDir, token string, loopback bool, log *slog.Logger) {
 	guard := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if token == "" && !loopback {
@@ -56,6 +61,42 @@ func controlAPI(mux *http.ServeMux, rec *capture.Recorder, token string, loopbac
 		log.Info("session stopped through the control API", "room", room)
 		writeJSON(w, http.StatusAccepted, map[string]string{"room": room, "status": "stopping"})
 	}))
+
+	if jobs == nil {
+		return
+	}
+	mux.HandleFunc("GET /api/jobs/{room}/{session}", guard(func(w http.ResponseWriter, r *http.Request) {
+		st, err := jobs.State(r.Context(), r.PathValue("room"), r.PathValue("session"))
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	}))
+	mux.HandleFunc("POST /api/jobs/{room}/{session}", guard(func(w http.ResponseWriter, r *http.Request) {
+		room, session := r.PathValue("room"), r.PathValue("session")
+		if capture.CheckName("room", room) != nil || !validSession(session) {
+			writeJSONError(w, http.StatusBadRequest, "bad room or session name")
+			return
+		}
+		dir := filepath.Join(dataDir, room, session)
+		if _, err := os.Stat(filepath.Join(dir, capture.JournalName)); err != nil {
+			writeJSONError(w, http.StatusNotFound, "no such session in this recorder's data folder")
+			return
+		}
+		if err := jobs.Enqueue(r.Context(), room, session, dir); err != nil {
+			writeJSONError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		log.Info("post-call job queued through the control API", "room", room, "session", session)
+		writeJSON(w, http.StatusAccepted, map[string]string{"room": room, "session": session, "status": "queued"})
+	}))
+}
+
+// validSession accepts the session IDs capture makes (and nothing that
+// could leave the data folder).
+func validSession(s string) bool {
+	return capture.CheckName("session", s) == nil
 }
 
 func nonNil[T any](s []T) []T {

@@ -24,7 +24,7 @@ func TestControlAPI(t *testing.T) {
 	t.Cleanup(func() { _ = rec.Close(t.Context()) })
 	mux := http.NewServeMux()
 	mux.Handle("/whip/", rec.Handler())
-	controlAPI(mux, rec, "adm1n", false, slog.New(slog.DiscardHandler))
+	controlAPI(mux, rec, nil, "", "adm1n", false, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	call := func(method, path, token string) (int, map[string]any) {
@@ -92,4 +92,86 @@ func TestControlAPI(t *testing.T) {
 		t.Fatal("the stopped session was not finalized (grace period not skipped?)")
 	}
 	<-done
+}
+
+// TestControlAPIJobs follows a session's post-call job through the control
+// API of a real `tapedeck serve` (embedded NATS, local store), then queues
+// it again: the job stays done and nothing is redone.
+func TestControlAPIJobs(t *testing.T) {
+	bin := buildSelf(t)
+	p := startServeProc(t, bin)
+	cfg := publisher.Config{Endpoint: p.base + "/whip/jobs", Participant: "kim", Duration: 3 * time.Second, Video: publisher.VP8,
+		Audio: true, Width: 320, Height: 240, Bitrate: 300_000}
+	if _, err := publisher.PrepareMedia(t.Context(), cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = publisher.Run(t.Context(), cfg, nil) }()
+	var session string
+	for i := 0; i < 100 && session == ""; i++ {
+		var v struct {
+			Sessions []capture.SessionInfo `json:"sessions"`
+		}
+		if code, body := get(t, p.base+"/api/sessions"); code == 200 {
+			_ = json.Unmarshal([]byte(body), &v)
+		}
+		if len(v.Sessions) == 1 {
+			session = v.Sessions[0].Session
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if session == "" {
+		t.Fatal("the session never showed in /api/sessions")
+	}
+	jobURL := p.base + "/api/jobs/jobs/" + session
+	var st struct {
+		Done     time.Time                  `json:"done"`
+		Uploaded time.Time                  `json:"uploaded"`
+		Renders  map[string]json.RawMessage `json:"renders"`
+		Error    string                     `json:"error"`
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		code, body := get(t, jobURL)
+		if code != 200 {
+			t.Fatalf("job state: %d %s", code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		if !st.Done.IsZero() || st.Error != "" {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if st.Done.IsZero() {
+		t.Fatalf("job not done: %+v", st)
+	}
+	if st.Uploaded.IsZero() || len(st.Renders) == 0 {
+		t.Errorf("job done without upload or render: %+v", st)
+	}
+	resp, err := http.Post(jobURL, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.StatusCode, http.StatusAccepted; got != want {
+		t.Fatalf("re-run: %d, want %d", got, want)
+	}
+	resp, err = http.Post(p.base+"/api/jobs/jobs/..%2F..%2Fetc", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusAccepted {
+		t.Error("re-run of an escaping session name accepted")
+	}
+	done := st.Done
+	time.Sleep(2 * time.Second)
+	_, body := get(t, jobURL)
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Done.Equal(done) {
+		t.Errorf("re-running a finished job changed it: done %v -> %v", done, st.Done)
+	}
 }

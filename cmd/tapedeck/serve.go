@@ -121,7 +121,7 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	}
 	mux := http.NewServeMux()
 	healthHandlers(mux, rec, newMetrics(rec))
-	controlAPI(mux, rec, adminToken(), cfg.ICE.LoopbackOnly, log)
+	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
 	mux.Handle("/{$}", http.RedirectHandler("/publish/", http.StatusFound))

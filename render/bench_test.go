@@ -1,0 +1,154 @@
+package render_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/render"
+)
+
+// The render benchmark: a 4-participant, 5-minute call rendered at 720p30
+// (mp4-720p), against a hand-written single FFmpeg command doing the same
+// layout the simplest way (xstack of the four videos, amix of the four
+// sounds, the same x264 preset and rate control), in the same run. It prints
+// CPU seconds per output second and the realtime factor of both; it asserts
+// nothing about them.
+//
+//	go test -run '^$' -bench Render -benchtime 1x -timeout 60m ./render
+//
+// TAPEDECK_BENCH_LENGTH (a duration, default 5m) and TAPEDECK_BENCH_SOURCE
+// (the participants' video size, default 640x360) change the call.
+
+// benchMedia returns a video and an audio file of the given length, made
+// once and kept in the temporary folder.
+func benchMedia(b *testing.B, length time.Duration, w, h int) (video, audio string) {
+	b.Helper()
+	dir := filepath.Join(os.TempDir(), "tapedeck-bench-v1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	video = filepath.Join(dir, fmt.Sprintf("video-%dx%d-%s.webm", w, h, length))
+	audio = filepath.Join(dir, fmt.Sprintf("audio-%s.webm", length))
+	p := synthPart{Video: "vp8", W: w, H: h, FPS: 30, Length: length}
+	if _, err := os.Stat(video); err != nil {
+		b.Logf("generating %s (once)", video)
+		synthVideo(b, video+".tmp.webm", p)
+		if err := os.Rename(video+".tmp.webm", video); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(audio); err != nil {
+		synthAudio(b, audio+".tmp.webm", p)
+		if err := os.Rename(audio+".tmp.webm", audio); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return video, audio
+}
+
+// childCPU returns the CPU time used by the waited-for children so far.
+func childCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type benchFigures struct {
+	wall, cpu time.Duration
+}
+
+func measure(b *testing.B, f func()) benchFigures {
+	cpu0, t0 := childCPU(b), time.Now()
+	f()
+	return benchFigures{wall: time.Since(t0), cpu: childCPU(b) - cpu0}
+}
+
+func BenchmarkRender(b *testing.B) {
+	ff, _ := requireFFmpeg(b)
+	length := 5 * time.Minute
+	if s := os.Getenv("TAPEDECK_BENCH_LENGTH"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("TAPEDECK_BENCH_LENGTH: %v", err)
+		}
+		length = d
+	}
+	w, h := 640, 360
+	if s := os.Getenv("TAPEDECK_BENCH_SOURCE"); s != "" {
+		ws, hs, _ := strings.Cut(s, "x")
+		w, _ = strconv.Atoi(ws)
+		h, _ = strconv.Atoi(hs)
+	}
+	video, audio := benchMedia(b, length, w, h)
+	// Four participants joining at 0, 5, 10 and 15 s: the grid reflows
+	// three times, then holds four tiles to the end.
+	var parts []synthPart
+	for i, id := range []string{"alice", "bob", "carol", "dave"} {
+		join := time.Duration(i) * 5 * time.Second
+		parts = append(parts, synthPart{ID: id, Video: "vp8", Audio: true, W: w, H: h, FPS: 30, Join: join, Length: length - join,
+			VideoFile: video, AudioFile: audio})
+	}
+	ss := makeSession(b, b.TempDir(), parts)
+	outDir := b.TempDir()
+
+	// The hand-written command: a static 2×2 grid from the start.
+	hand := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}
+	var fc strings.Builder
+	for i := range parts {
+		hand = append(hand, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i].Tracks[0].Segments[0].Path))
+		fmt.Fprintf(&fc, "[%d:v]scale=640:360,setsar=1[v%d];", i, i)
+	}
+	for i := range parts {
+		hand = append(hand, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i+1].Tracks[0].Segments[0].Path))
+	}
+	fc.WriteString("[v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];")
+	fc.WriteString("[4:a][5:a][6:a][7:a]amix=inputs=4:duration=longest:normalize=0[a]")
+	hand = append(hand, "-filter_complex", fc.String(), "-map", "[v]", "-map", "[a]",
+		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-crf", "23", "-maxrate", "3000k",
+		"-bufsize", "6000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length),
+		filepath.Join(outDir, "hand.mp4"))
+
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var outs []render.Output
+		ours := measure(b, func() {
+			var err error
+			outs, err = render.Session(context.Background(), ss.Dir, render.Options{OutDir: outDir, Log: testLogger(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+		theirs := measure(b, func() {
+			cmd := exec.Command(ff, hand...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("hand-written command: %v\n%s", err, out)
+			}
+		})
+		d := outs[0].Duration.Seconds()
+		row := func(name string, f benchFigures) {
+			fmt.Printf("  %-34s %8.1f s wall %8.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime\n",
+				name, f.wall.Seconds(), f.cpu.Seconds(), f.cpu.Seconds()/d, d/f.wall.Seconds())
+		}
+		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus), %s call, 720p30 H.264 veryfast + AAC, %d CPUs\n",
+			w, h, length, runtime.NumCPU())
+		row("tapedeck render (mp4-720p)", ours)
+		row("hand-written xstack + amix", theirs)
+		fmt.Printf("  tapedeck also: reflow on join, labels, sync-model placement, loudness normalization (two passes), faststart\n\n")
+		b.ReportMetric(ours.cpu.Seconds()/d, "cpu-s/out-s")
+		b.ReportMetric(d/ours.wall.Seconds(), "x-realtime")
+		b.ReportMetric(theirs.cpu.Seconds()/d, "hand-cpu-s/out-s")
+		b.ReportMetric(d/theirs.wall.Seconds(), "hand-x-realtime")
+	}
+}
