@@ -166,5 +166,4 @@ func segDuration(s timeline.Segment, c timeline.Codec, frame time.Duration) time
 	return time.Duration(float64(s.LastRTP-s.FirstRTP)/float64(c.ClockRate)*float64(time.Second)) + frame
 }
 
-
 func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
