@@ -3,6 +3,7 @@ package capture_test
 import (
 	"context"
 	"math"
+	"sort"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -169,6 +170,70 @@ func TestCallRecordsEveryTrack(t *testing.T) {
 	}
 	checkMarks(t, s.Dir, m, "alice", res[0], media[0])
 	checkMarks(t, s.Dir, m, "bob", res[1], media[1])
+	checkSync(t, m, pubs, res)
+}
+
+// checkSync runs the timeline's sync model on this real recording, where
+// the truth is known: every publisher runs on this machine, so the instant a
+// mark was sent (Result.Marks, the sender's true wall clock) is on the
+// recorder's clock, up to loopback delay. The model must place each mark's
+// RTP time there although bob's sender reports are 3 s off, and must find
+// bob's clock offset.
+func checkSync(t *testing.T, m *timeline.Manifest, pubs []pub, res []publisher.Result) {
+	t.Helper()
+	sy, err := timeline.NewSync(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string][]int{}
+	for i, p := range pubs {
+		byName[p.name] = append(byName[p.name], i)
+	}
+	var errs []float64
+	for _, l := range m.Lanes {
+		for k, tr := range l.Tracks {
+			r := res[byName[l.Participant][k]]
+			base := tr.Segments[0].FirstRTP
+			for _, mk := range r.Marks {
+				rtpTS, at := mk.AudioRTP, mk.AudioSent
+				if l.Kind == timeline.Video {
+					rtpTS, at = mk.VideoRTP, mk.VideoSent
+				}
+				ext := base + int64(int32(rtpTS-uint32(base)))
+				if ext < base || ext > tr.Segments[len(tr.Segments)-1].LastRTP || at.IsZero() {
+					continue
+				}
+				got, err := sy.RecorderTime(tr.ID, ext)
+				if err != nil {
+					t.Fatal(err)
+				}
+				errs = append(errs, float64(got-at.UnixNano())/1e6)
+			}
+		}
+	}
+	if len(errs) < 20 {
+		t.Fatalf("only %d marks placed", len(errs))
+	}
+	abs := make([]float64, len(errs))
+	for i, e := range errs {
+		abs[i] = math.Abs(e)
+	}
+	sort.Float64s(abs)
+	p50, p95, mx := abs[len(abs)/2], abs[len(abs)*95/100], abs[len(abs)-1]
+	t.Logf("sync model on this recording: mark placement vs true send instant over %d marks: p50 %.2f ms, p95 %.2f ms, max %.2f ms", len(abs), p50, p95, mx)
+	if p95 > 10 {
+		t.Errorf("mark placement p95 %.2f ms, want under 10 ms", p95)
+	}
+	for _, c := range sy.Clocks() {
+		want := 0.0
+		if c.Participant == "bob" {
+			want = -3000 // his reports run 3 s ahead of the recorder's clock
+		}
+		t.Logf("clock of %s: offset %.1f ms (%.1f ppm drift)", c.Participant, c.OffsetMS, c.DriftPPM)
+		if math.Abs(c.OffsetMS-want) > 50 {
+			t.Errorf("clock of %s: offset %.1f ms, want %.0f ± 50 ms", c.Participant, c.OffsetMS, want)
+		}
+	}
 }
 
 // checkMarks finds the sync marks of a participant in the recorded files.
