@@ -3,8 +3,8 @@ package capture_test
 import (
 	"context"
 	"math"
-	"sort"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
