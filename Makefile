@@ -31,10 +31,12 @@ test: deps
 demo: deps
 	$(GO) run ./cmd/tapedeck demo --data demo
 
-## bench: capture path figures (per packet, and a loopback load run); prints a report
+## bench: capture path figures (per packet, and a loopback load run), then the render of a 4-participant
+## 5-minute 720p30 call against a hand-written xstack+amix FFmpeg command; prints a report
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
+	$(GO) test -run '^$$' -bench Render -benchtime 1x -count=1 -timeout 60m ./render
 
 ## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
 soak: deps

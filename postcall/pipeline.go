@@ -27,6 +27,7 @@ type Pipeline struct {
 	renderer Renderer
 	uploader *Uploader
 	http     httpDoer
+	stats    jobStats
 }
 
 // New prepares a pipeline on the NATS connection nc: it creates (or updates) the stream, its
@@ -223,8 +224,11 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 	jctx, cancel := context.WithTimeout(ctx, p.cfg.JobTimeout)
 	defer cancel()
 	stop := heartbeat(jctx, msg, p.cfg.AckWait/3, log)
+	began := p.stats.start(md.Consumer)
 	err = run(jctx, j, log)
 	stop()
+	outcome := OutcomeDone
+	defer func() { p.stats.end(md.Consumer, outcome, began) }()
 
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer acancel()
@@ -234,9 +238,11 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 			log.Warn("job done but its acknowledgement failed; a redelivery will find it done", "err", err)
 		}
 	case ctx.Err() != nil:
+		outcome = OutcomeInterrupted
 		log.Info("job interrupted; it runs again", "err", err)
 		_ = msg.Nak()
 	case isPermanent(err) || int(md.NumDelivered) >= p.cfg.MaxDeliver:
+		outcome = OutcomeFailed
 		log.Error("post-call job failed for good", "err", err)
 		if _, serr := p.states.update(actx, j.Room, j.Session, func(s *State) {
 			s.Failed, s.Error = time.Now().UTC(), err.Error()
@@ -246,6 +252,7 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 		}
 		_ = msg.Term()
 	default:
+		outcome = OutcomeRetried
 		d := retryDelay(md.NumDelivered)
 		log.Warn("post-call job failed; retrying", "in", d, "err", err)
 		if _, serr := p.states.update(actx, j.Room, j.Session, func(s *State) {

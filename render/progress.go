@@ -111,7 +111,7 @@ func (p *progress) show(final bool) {
 			speed = p.duration.Seconds() / el.Seconds()
 		}
 	}
-	pct := int(math.Round(frac * 1000)) / 10
+	pct := int(math.Round(frac*1000)) / 10
 	now := p.now()
 	if p.tty {
 		if !final && now.Sub(p.last) < 200*time.Millisecond && pct == p.lastPct {

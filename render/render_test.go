@@ -56,8 +56,10 @@ func TestSyntheticPlacement(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	ss := makeSession(t, t.TempDir(), threeParts(5*time.Second))
-	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: parseEdits(t, fixedLayout), OutDir: t.TempDir(),
-		Log: testLogger(t), LoudnessOff: true}
+	// Captions as a subtitle track leave the picture alone.
+	edits := fixedLayout + "captions:\n  cues:\n    - {start: 0.5, end: 2, text: \"Hello\"}\n"
+	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: parseEdits(t, edits), OutDir: t.TempDir(),
+		Log: testLogger(t), LoudnessOff: true, Captions: render.CaptionsTrack}
 	plan, err := render.LoadPlan(ss.Dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +70,9 @@ func TestSyntheticPlacement(t *testing.T) {
 	}
 	path := outs[0].Path
 	checkVideo(t, path, plan.FPS, plan.Duration)
+	if got, want := probeValue(t, path, "s:0", "stream=codec_name"), "mov_text"; got != want {
+		t.Errorf("subtitle track %q, want %q", got, want)
+	}
 	frames := gray(t, path, 64, 36)
 	rects := map[string]timeline.Rect{"alice": {X: 0, Y: 0, W: 320, H: 180}, "bob": {X: 320, Y: 0, W: 320, H: 180}, "carol": {X: 0, Y: 180, W: 320, H: 180}}
 	pcm, err := marks.PCM(path)
@@ -214,5 +219,44 @@ func TestProfiles(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".render-") {
 			t.Errorf("work folder %s left in the output folder", e.Name())
 		}
+	}
+}
+
+// TestLayoutOverride: --layout replaces the edits' layouts; single shows the
+// chosen participant (the first to join by default).
+func TestLayoutOverride(t *testing.T) {
+	t.Parallel()
+	ss := makeSession(t, t.TempDir(), []synthPart{
+		{ID: "alice", Audio: true, Length: 2 * time.Second},
+		{ID: "bob", Audio: true, Join: 500 * time.Millisecond, Length: time.Second},
+	})
+	for _, c := range []struct {
+		layout timeline.LayoutType
+		lane   string
+		want   []string // participants shown in the last interval with bob
+	}{
+		{timeline.LayoutGrid, "", []string{"alice", "bob"}},
+		{timeline.LayoutSingle, "", []string{"alice"}},
+		{timeline.LayoutSingle, "bob", []string{"bob"}},
+	} {
+		edits := parseEdits(t, "layouts:\n  - {at: 0, type: speaker, strip: false}\n")
+		plan, err := render.LoadPlan(ss.Dir, render.Options{Layout: c.layout, Lane: c.lane, Edits: edits})
+		if err != nil {
+			t.Fatalf("layout %s %s: %v", c.layout, c.lane, err)
+		}
+		iv := plan.Intervals[plan.IntervalAt(time.Second)]
+		var got []string
+		for _, tl := range iv.Tiles {
+			got = append(got, tl.Participant)
+		}
+		if iv.Layout != c.layout || strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("layout %s %q: at 1 s %s with %v, want %s with %v", c.layout, c.lane, iv.Layout, got, c.layout, c.want)
+		}
+	}
+	if _, err := render.LoadPlan(ss.Dir, render.Options{Layout: "mosaic"}); err == nil {
+		t.Error("layout mosaic accepted")
+	}
+	if _, err := render.LoadPlan(ss.Dir, render.Options{Profiles: []string{"mp4-4k"}}); err == nil {
+		t.Error("profile mp4-4k accepted")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,6 +166,9 @@ func TestControlAPIJobs(t *testing.T) {
 	if resp.StatusCode == http.StatusAccepted {
 		t.Error("re-run of an escaping session name accepted")
 	}
+	if _, m := get(t, p.base+"/metrics"); !strings.Contains(m, `tapedeck_job_runs_total{outcome="done",stage="render"} 1`) {
+		t.Errorf("/metrics lacks the finished render job run:\n%s", grepLines(m, "tapedeck_job"))
+	}
 	done := st.Done
 	time.Sleep(2 * time.Second)
 	_, body := get(t, jobURL)
@@ -174,4 +178,14 @@ func TestControlAPIJobs(t *testing.T) {
 	if !st.Done.Equal(done) {
 		t.Errorf("re-running a finished job changed it: done %v -> %v", done, st.Done)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/postcall"
 )
 
 // recorderCollector exports capture.Stats, read once per scrape.
@@ -75,11 +76,53 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // newMetrics returns the registry served at /metrics: the recorder's
-// figures and the Go runtime's. Other parts of serve register theirs on it.
-func newMetrics(rec *capture.Recorder) *prometheus.Registry {
+// figures, the upload backlog (when jobs run) and the Go runtime's.
+func newMetrics(rec *capture.Recorder, jobs *postcall.Pipeline) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newRecorderCollector(rec), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if jobs != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapedeck_upload_backlog_files", Help: "Closed segments waiting for upload or uploading."},
+				func() float64 { return float64(jobs.Backlog().Files) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapedeck_upload_backlog_bytes", Help: "Bytes of the segments waiting for upload."},
+				func() float64 { return float64(jobs.Backlog().Bytes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tapedeck_upload_backlog_overflow_total", Help: "Closed segments left to their session's job because the backlog was full."},
+				func() float64 { return float64(jobs.Backlog().Left) }),
+			newJobCollector(jobs),
+		)
+	}
 	return reg
+}
+
+// jobCollector exports the post-call job runs of this process by stage.
+type jobCollector struct {
+	p                      *postcall.Pipeline
+	running, runs, seconds *prometheus.Desc
+}
+
+func newJobCollector(p *postcall.Pipeline) *jobCollector {
+	return &jobCollector{
+		p:       p,
+		running: prometheus.NewDesc("tapedeck_jobs_running", "Post-call job runs in progress, by stage.", []string{"stage"}, nil),
+		runs:    prometheus.NewDesc("tapedeck_job_runs_total", "Finished post-call job runs, by stage and outcome.", []string{"stage", "outcome"}, nil),
+		seconds: prometheus.NewDesc("tapedeck_job_run_seconds_total", "Time spent in finished post-call job runs, by stage and outcome.", []string{"stage", "outcome"}, nil),
+	}
+}
+
+func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.running
+	ch <- c.runs
+	ch <- c.seconds
+}
+
+func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.p.JobStats() {
+		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(st.Running), st.Stage)
+		for o, n := range st.Outcomes {
+			ch <- prometheus.MustNewConstMetric(c.runs, prometheus.CounterValue, float64(n), st.Stage, o)
+			ch <- prometheus.MustNewConstMetric(c.seconds, prometheus.CounterValue, st.Seconds[o], st.Stage, o)
+		}
+	}
 }
 
 // healthHandlers are /healthz (the process answers) and /readyz (publishes

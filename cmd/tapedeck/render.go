@@ -15,9 +15,9 @@ import (
 func newRenderCmd(g *globals) *cobra.Command {
 	var (
 		editsPath, layout, lane, out, captions, loudness, ffmpeg, font, preset, progress string
-		profiles                                                                      []string
-		nice, parallel                                                                int
-		keepWork                                                                      bool
+		profiles                                                                         []string
+		nice, parallel                                                                   int
+		keepWork                                                                         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "render SESSION",

@@ -100,7 +100,7 @@ func TestServeHealthMetricsDrain(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
-	for _, want := range []string{"tapedeck_sessions_active 1", "tapedeck_tracks_active 2", "tapedeck_packets_received_total", "tapedeck_disk_free_bytes", "go_goroutines"} {
+	for _, want := range []string{"tapedeck_sessions_active 1", "tapedeck_tracks_active 2", "tapedeck_packets_received_total", "tapedeck_disk_free_bytes", "tapedeck_upload_backlog_files", "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
