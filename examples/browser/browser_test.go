@@ -18,6 +18,7 @@ import (
 	"github.com/tapedeck/tapedeck/capture"
 	"github.com/tapedeck/tapedeck/examples/browser"
 	"github.com/tapedeck/tapedeck/internal/marks"
+	"github.com/tapedeck/tapedeck/render"
 	"github.com/tapedeck/tapedeck/timeline"
 )
 
@@ -256,6 +257,55 @@ func TestBrowsersPublish(t *testing.T) {
 	}
 	if st.P95 > 60 {
 		t.Errorf("offset between participants p95 %.1f ms, want under 60 ms", st.P95)
+	}
+	checkRender(t, e.Dir)
+}
+
+// checkRender renders the session twice, each participant alone on screen
+// (the single layout), and measures in the output files: each participant's
+// flashes against the beeps of the mix (A/V), and anna's flashes against
+// ben's (between participants; both pages flash on the same wall-clock
+// seconds, so their flashes must land on the same output frames).
+func checkRender(t *testing.T, dir string) {
+	t.Helper()
+	flashes := map[string][]float64{}
+	for _, who := range []string{"anna", "ben"} {
+		outs, err := render.Session(t.Context(), dir, render.Options{
+			Profiles: []string{"mp4-360p"}, Layout: timeline.LayoutSingle, Lane: who, OutDir: t.TempDir(),
+		})
+		if err != nil {
+			t.Fatalf("render %s alone: %v", who, err)
+		}
+		path := outs[0].Path
+		if err := marks.DecodeStrict(path); err != nil {
+			t.Error(err)
+		}
+		pts, luma, err := marks.Luma(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm, err := marks.PCM(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flashes[who] = marks.Flashes(pts, luma)
+		tones := marks.Tones(pcm, 0.2)
+		av := marks.Summarize(ms(marks.Pair(flashes[who], tones, 0.4)))
+		t.Logf("render, %s alone: %d flashes, %d beeps in the mix; A/V offset ms: %v", who, len(flashes[who]), len(tones), av)
+		if av.N < 4 {
+			t.Errorf("render, %s alone: only %d flash/beep pairs", who, av.N)
+		} else if av.P95 > 120 {
+			t.Errorf("render, %s alone: A/V offset p95 %.1f ms, want under 120 ms", who, av.P95)
+		}
+	}
+	between := marks.Summarize(ms(marks.Pair(flashes["ben"], flashes["anna"], 0.4)))
+	t.Logf("render: ben's flashes vs anna's, ms: %v", between)
+	if between.N < 4 {
+		t.Errorf("render: only %d of ben's flashes matched anna's", between.N)
+	} else if between.P95 > 100 {
+		// Frames are 33 ms apart at 30 fps, and the pages' own alignment
+		// to the wall clock adds up to a few tens of ms (measured above).
+		t.Errorf("render: offset between participants p95 %.1f ms, want under 100 ms (three frames)", between.P95)
 	}
 }
 

@@ -96,11 +96,21 @@ func PCM(path string) ([]float64, error) {
 // Luma decodes the first video stream of a file to tiny gray frames and
 // returns each frame's pts (seconds) and mean luma (0–255).
 func Luma(path string) (pts, luma []float64, err error) {
+	return LumaRegion(path, 0, 0, 0, 0)
+}
+
+// LumaRegion is Luma over the rectangle x, y, w×h of the picture (w or h 0:
+// the whole picture): one tile of a composite.
+func LumaRegion(path string, x, y, w, h int) (pts, luma []float64, err error) {
 	ff, _, err := Tools()
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.Command(ff, "-v", "info", "-nostats", "-i", path, "-map", "0:v:0", "-vf", "scale=8:8,format=gray,showinfo",
+	vf := "scale=8:8,format=gray,showinfo"
+	if w > 0 && h > 0 {
+		vf = fmt.Sprintf("crop=%d:%d:%d:%d,", w, h, x, y) + vf
+	}
+	cmd := exec.Command(ff, "-v", "info", "-nostats", "-i", path, "-map", "0:v:0", "-vf", vf,
 		"-fps_mode", "passthrough", "-f", "rawvideo", "-")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
