@@ -375,4 +375,26 @@ func testFakeDevices(t *testing.T, codec string) {
 	if st.P95 > 25 {
 		t.Errorf("beep period deviation p95 %.1f ms, want under 25", st.P95)
 	}
+	// And through the renderer: the audio profile (loudness-normalized M4A).
+	outs, err := render.Session(t.Context(), e.Dir, render.Options{Profiles: []string{"audio"}, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	pcm, err = marks.PCM(outs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := marks.Tones(pcm, 0.2)
+	var rp []float64
+	for i := 1; i < len(rendered); i++ {
+		rp = append(rp, (rendered[i]-rendered[i-1])*1000-500)
+	}
+	rst := marks.Summarize(rp)
+	t.Logf("rendered audio: %d beeps; period deviation from 500 ms: %v", len(rendered), rst)
+	if len(rendered) < len(onsets)-1 {
+		t.Errorf("rendered audio has %d beeps, the recording %d", len(rendered), len(onsets))
+	}
+	if rst.P95 > 25 {
+		t.Errorf("rendered beep period deviation p95 %.1f ms, want under 25", rst.P95)
+	}
 }
