@@ -53,6 +53,10 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	if sessionDir, err = filepath.Abs(sessionDir); err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
+	plan, err = absImages(plan)
+	if err != nil {
+		return nil, err
+	}
 	var maxFrames int64
 	if opts.MaxJobDuration > 0 && plan.FPS.Den > 0 {
 		maxFrames = max(1, frameAt(opts.MaxJobDuration, plan.FPS))
@@ -234,4 +238,32 @@ func containsPath(files []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// absImages returns the plan with its image paths (relative to the current
+// folder, as timeline.LoadEdits leaves them) made absolute: FFmpeg runs in
+// the work folder.
+func absImages(p *timeline.Plan) (*timeline.Plan, error) {
+	abs := func(s string) (string, error) {
+		if s == "" || strings.Contains(s, "://") || filepath.IsAbs(s) {
+			return s, nil
+		}
+		a, err := filepath.Abs(s)
+		if err != nil {
+			return "", fmt.Errorf("render: image %s: %w", s, err)
+		}
+		return a, nil
+	}
+	c := *p
+	var err error
+	if c.Background.Image, err = abs(p.Background.Image); err != nil {
+		return nil, err
+	}
+	c.Overlays = append([]timeline.PlacedOverlay(nil), p.Overlays...)
+	for i := range c.Overlays {
+		if c.Overlays[i].Image, err = abs(c.Overlays[i].Image); err != nil {
+			return nil, err
+		}
+	}
+	return &c, nil
 }

@@ -14,12 +14,13 @@ import (
 	"github.com/tapedeck/tapedeck/timeline"
 )
 
-// threeParts is a synthetic call: alice from the start, bob (H.264, 4:3,
+// threeParts is a synthetic call: alice from the start (200 ms of her audio
+// lost after 1.2 s), bob (H.264, 4:3,
 // his wall clock 3 s off and his RTP clocks 2000 ppm fast) from 0.3 s,
 // carol from 0.6 s whose camera turns portrait after 2 s.
 func threeParts(length time.Duration) []synthPart {
 	return []synthPart{
-		{ID: "alice", Video: "vp8", Audio: true, W: 640, H: 360, Length: length, Marks: true},
+		{ID: "alice", Video: "vp8", Audio: true, W: 640, H: 360, Length: length, Marks: true, AudioGap: [2]int{60, 70}},
 		{ID: "bob", Video: "h264", Audio: true, W: 320, H: 240, Join: 300 * time.Millisecond, Length: length - 800*time.Millisecond,
 			Offset: 3 * time.Second, Skew: 0.002, Marks: true},
 		{ID: "carol", Video: "vp8", Audio: true, W: 640, H: 360, Join: 600 * time.Millisecond, Length: length - 1600*time.Millisecond,

@@ -39,6 +39,9 @@ type synthPart struct {
 	// Marks adds the flashes and tones (else plain test picture and a quiet
 	// sine).
 	Marks bool
+	// AudioGap drops the audio packets [AudioGap[0], AudioGap[1]) from the
+	// file, leaving a hole in its timestamps (packet loss).
+	AudioGap [2]int
 	// VideoFile and AudioFile, if set, are used (linked) instead of
 	// encoding the media; they must match the other fields.
 	VideoFile, AudioFile string
@@ -221,8 +224,16 @@ func synthAudio(t testing.TB, path string, p synthPart) {
 	if p.Marks {
 		expr = "if(lt(mod(t\\,1)\\,0.04)\\,0.45*sin(2*PI*1000*t)\\,0)"
 	}
+	out := path
+	if p.AudioGap[1] > p.AudioGap[0] {
+		out = path + ".whole.webm"
+	}
 	ffrun(t, "-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=%s:s=48000:d=%s", expr, sec(p.Length)),
-		"-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-f", "webm", path)
+		"-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-f", "webm", out)
+	if out != path {
+		ffrun(t, "-i", out, "-c", "copy", "-bsf:a", fmt.Sprintf("noise=drop=between(n\\,%d\\,%d)", p.AudioGap[0], p.AudioGap[1]-1), "-f", "webm", path)
+		_ = os.Remove(out)
+	}
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }

@@ -98,7 +98,7 @@ func videoJob(p *timeline.Plan, prog *Program, i int) Command {
 // backgroundImage adds the background image as an input scaled to cover the
 // output, one pad per scene.
 func (b *videoBuilder) backgroundImage(img string, scenes int) []string {
-	k := b.g.input("-i", b.s.sessionPath(img))
+	k := b.g.input("-i", img)
 	w, h := b.p.Width, b.p.Height
 	filters := []string{fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=increase", w, h),
 		fmt.Sprintf("crop=%d:%d", w, h), "setsar=1", "format=yuv420p"}
@@ -157,15 +157,38 @@ func (b *videoBuilder) scene(sc *scene, bgPad string) string {
 			b.piece(l, sc, t, &t.Video[k])
 		}
 		if label := cleanText(t.Label); label != "" && b.s.FontFile != "" && r.H >= 24 {
-			size := min(36, max(10, r.H/14))
+			lr := labelRect(t)
+			size := min(36, max(10, lr.H/14))
 			pad := max(2, size/4)
 			l.apply(fmt.Sprintf("drawtext=fontfile=%s:textfile=%s:expansion=none:fontcolor=%s:fontsize=%d:box=1:boxcolor=%s:boxborderw=%d:x=%d:y=%d-text_h",
-				escValue(b.s.FontFile), g.text(label), textColor, size, labelBox, pad, r.X+2*pad, r.Y+r.H-2*pad))
+				escValue(b.s.FontFile), g.text(label), textColor, size, labelBox, pad, lr.X+2*pad, lr.Y+lr.H-2*pad))
 		}
 	}
 	out := g.label("s")
 	l.finish(out, "setsar=1")
 	return out
+}
+
+// labelRect is where a tile's label goes: the bottom-left corner of its
+// video when the video is letterboxed in the tile (contain, every piece of
+// the same known aspect), else of the tile.
+func labelRect(t *sceneTile) timeline.Rect {
+	r := t.Rect
+	if t.Fit == timeline.FitCover || len(t.Video) == 0 {
+		return r
+	}
+	w, h := t.Video[0].Src.Width, t.Video[0].Src.Height
+	for _, p := range t.Video {
+		if w <= 0 || h <= 0 || p.Src.Width*h != p.Src.Height*w {
+			return r
+		}
+	}
+	if float64(w)/float64(h) > float64(r.W)/float64(r.H) {
+		vh := r.W * h / w
+		return timeline.Rect{X: r.X, Y: r.Y + (r.H-vh)/2, W: r.W, H: vh}
+	}
+	vw := r.H * w / h
+	return timeline.Rect{X: r.X + (r.W-vw)/2, Y: r.Y, W: vw, H: r.H}
 }
 
 // nameSize is the font size of a placeholder's name: large, but fitting the
@@ -251,7 +274,7 @@ func (b *videoBuilder) overlays(l *layer) {
 		if !ok || o.Image == "" {
 			continue
 		}
-		k := b.g.input("-i", b.s.sessionPath(o.Image))
+		k := b.g.input("-i", o.Image)
 		var fs []string
 		switch {
 		case o.Width > 0 && o.Height > 0:

@@ -4,14 +4,18 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/tapedeck/tapedeck/capture"
 	"github.com/tapedeck/tapedeck/postcall"
+	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // adminToken is the control API's bearer token, from the environment only
@@ -27,6 +31,9 @@ func adminToken() string { return os.Getenv("TAPEDECK_ADMIN_TOKEN") }
 //	GET    /api/jobs/{room}/{session}     the post-call job's state
 //	POST   /api/jobs/{room}/{session}     queue the session's post-call job again (steps already
 //	                                      confirmed are not redone)
+//	GET    /api/jobs?limit=N              job states, newest change first
+//	POST   /api/jobs/{room}/{session}/renders   re-render a stored session with other edits, layout
+//	                                      or profile: {"renders":[{"name","profile","layout","edits"}]}
 func controlAPI(mux *http.ServeMux, rec *capture.Recorder, jobs *postcall.Pipeline, dataDir, token string, loopback bool, log *slog.Logger) {
 	guard := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +98,81 @@ func controlAPI(mux *http.ServeMux, rec *capture.Recorder, jobs *postcall.Pipeli
 		log.Info("post-call job queued through the control API", "room", room, "session", session)
 		writeJSON(w, http.StatusAccepted, map[string]string{"room": room, "session": session, "status": "queued"})
 	}))
+	mux.HandleFunc("GET /api/jobs", guard(func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		states, err := jobs.States(r.Context(), limit)
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"jobs": nonNil(states)})
+	}))
+	mux.HandleFunc("POST /api/jobs/{room}/{session}/renders", guard(func(w http.ResponseWriter, r *http.Request) {
+		room, session := r.PathValue("room"), r.PathValue("session")
+		if capture.CheckName("room", room) != nil || !validSession(session) {
+			writeJSONError(w, http.StatusBadRequest, "bad room or session name")
+			return
+		}
+		var req struct {
+			Renders []postcall.RenderSpec `json:"renders"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSONError(w, http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+		if err := checkRenderSpecs(req.Renders); err != nil {
+			writeJSONError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := jobs.Rerender(r.Context(), room, session, req.Renders); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, postcall.ErrNotStored) {
+				code = http.StatusConflict
+			}
+			writeJSONError(w, code, err.Error())
+			return
+		}
+		log.Info("re-render queued through the control API", "room", room, "session", session, "renders", len(req.Renders))
+		writeJSON(w, http.StatusAccepted, map[string]any{"room": room, "session": session, "status": "queued", "renders": len(req.Renders)})
+	}))
+}
+
+// checkRenderSpecs rejects what a render would only fail on later: an
+// unknown profile or layout, edits that do not parse (the error names the
+// line and field).
+func checkRenderSpecs(specs []postcall.RenderSpec) error {
+	if len(specs) == 0 {
+		return errors.New(`no render asked: {"renders":[{"name":"alt","profile":"mp4-1080p"}]}`)
+	}
+	seen := map[string]bool{}
+	for _, sp := range specs {
+		if err := capture.CheckName("render name", sp.Name); err != nil || seen[sp.Name] {
+			return fmt.Errorf("render name %q: want 1–64 letters, digits, '_', '-', '.', each name once", sp.Name)
+		}
+		seen[sp.Name] = true
+		if sp.Profile != "" {
+			if _, err := render.ParseProfile(sp.Profile); err != nil {
+				return fmt.Errorf("render %q: %w", sp.Name, err)
+			}
+		}
+		switch timeline.LayoutType(sp.Layout) {
+		case "", timeline.LayoutGrid, timeline.LayoutSpeaker, timeline.LayoutPiP, timeline.LayoutSingle:
+		default:
+			return fmt.Errorf("render %q: layout %q: want grid, speaker, pip or single", sp.Name, sp.Layout)
+		}
+		if sp.Edits != "" {
+			name := sp.EditsFile
+			if name == "" {
+				name = sp.Name + " edits"
+			}
+			if _, err := timeline.ParseEdits(name, strings.NewReader(sp.Edits)); err != nil {
+				return fmt.Errorf("render %q: %w", sp.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // validSession accepts the session IDs capture makes (and nothing that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -166,8 +167,9 @@ func TestControlAPIJobs(t *testing.T) {
 	if resp.StatusCode == http.StatusAccepted {
 		t.Error("re-run of an escaping session name accepted")
 	}
-	if _, m := get(t, p.base+"/metrics"); !strings.Contains(m, `tapedeck_job_runs_total{outcome="done",stage="render"} 1`) {
-		t.Errorf("/metrics lacks the finished render job run:\n%s", grepLines(m, "tapedeck_job"))
+	if _, m := get(t, p.base+"/metrics"); !strings.Contains(m, `tapedeck_job_runs_total{outcome="done",stage="render"} 1`) ||
+		!strings.Contains(m, "tapedeck_renders_total 1") {
+		t.Errorf("/metrics lacks the finished render job run or the render:\n%s", grepLines(m, "tapedeck_"))
 	}
 	done := st.Done
 	time.Sleep(2 * time.Second)
@@ -177,6 +179,53 @@ func TestControlAPIJobs(t *testing.T) {
 	}
 	if !st.Done.Equal(done) {
 		t.Errorf("re-running a finished job changed it: done %v -> %v", done, st.Done)
+	}
+	if code, list := get(t, p.base+"/api/jobs?limit=5"); code != 200 || !strings.Contains(list, session) {
+		t.Errorf("GET /api/jobs: %d, without the session: %s", code, list)
+	}
+
+	// Re-render with other edits and profile; bad requests are refused first.
+	post := func(body string) (int, string) {
+		resp, err := http.Post(jobURL+"/renders", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, bad := range []struct{ body, says string }{
+		{`{"renders":[]}`, "no render asked"},
+		{`{"renders":[{"name":"x","profile":"mp5"}]}`, "mp5"},
+		{`{"renders":[{"name":"x","layout":"diagonal"}]}`, "diagonal"},
+		{`{"renders":[{"name":"x","edits":"layouts:\n  - at: 0\n    type: grid\n    bogus: 1\n"}]}`, "bogus"},
+		{`{"renders":[{"name":"../x"}]}`, "render name"},
+	} {
+		if code, b := post(bad.body); code != http.StatusBadRequest || !strings.Contains(b, bad.says) {
+			t.Errorf("re-render %s: %d %s; want an error saying %q", bad.body, code, b, bad.says)
+		}
+	}
+	if code, b := post(`{"renders":[{"name":"audio-only","profile":"audio"}]}`); code != http.StatusAccepted {
+		t.Fatalf("re-render: %d %s", code, b)
+	}
+	var st2 struct {
+		Done    time.Time                  `json:"done"`
+		Renders map[string]json.RawMessage `json:"renders"`
+	}
+	deadline = time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body := get(t, jobURL)
+		_ = json.Unmarshal([]byte(body), &st2)
+		if !st2.Done.IsZero() && st2.Renders["audio-only"] != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if st2.Renders["audio-only"] == nil || st2.Done.IsZero() {
+		t.Fatalf("re-render did not finish: %+v", st2)
+	}
+	if len(st2.Renders) < 2 {
+		t.Errorf("re-render lost the first render: %v", st2.Renders)
 	}
 }
 

@@ -77,7 +77,7 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 
 // newMetrics returns the registry served at /metrics: the recorder's
 // figures, the upload backlog (when jobs run) and the Go runtime's.
-func newMetrics(rec *capture.Recorder, jobs *postcall.Pipeline) *prometheus.Registry {
+func newMetrics(rec *capture.Recorder, jobs *postcall.Pipeline, renders *renderStats) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newRecorderCollector(rec), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if jobs != nil {
@@ -89,6 +89,16 @@ func newMetrics(rec *capture.Recorder, jobs *postcall.Pipeline) *prometheus.Regi
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tapedeck_upload_backlog_overflow_total", Help: "Closed segments left to their session's job because the backlog was full."},
 				func() float64 { return float64(jobs.Backlog().Left) }),
 			newJobCollector(jobs),
+		)
+	}
+	if renders != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tapedeck_renders_total", Help: "Renders finished by this process."},
+				func() float64 { return float64(renders.renders.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tapedeck_render_output_seconds_total", Help: "Seconds of output rendered; over tapedeck_render_wall_seconds_total, the render speed (x realtime)."},
+				func() float64 { return float64(renders.outputMilli.Load()) / 1000 }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tapedeck_render_wall_seconds_total", Help: "Wall-clock seconds spent rendering."},
+				func() float64 { return float64(renders.wallMilli.Load()) / 1000 }),
 		)
 	}
 	return reg

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,6 +75,7 @@ func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
 // pipelineRun is a running pipeline with its NATS connection (and embedded server).
 type pipelineRun struct {
 	*postcall.Pipeline
+	renders  *renderStats
 	nc       *nats.Conn
 	embedded *postcall.Embedded
 	cancel   context.CancelFunc
@@ -133,7 +135,8 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 		r.close()
 		return nil, err
 	}
-	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log), cfg, log)
+	r.renders = &renderStats{}
+	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log, r.renders), cfg, log)
 	if err != nil {
 		r.close()
 		return nil, err
@@ -168,10 +171,23 @@ func (r *pipelineRun) close() {
 }
 
 // newRenderer returns the renderer post-call jobs use: the render package's.
-func newRenderer(log *slog.Logger) postcall.Renderer { return sessionRenderer{log: log} }
+func newRenderer(log *slog.Logger, stats *renderStats) postcall.Renderer {
+	return sessionRenderer{log: log, stats: stats}
+}
+
+// renderStats add up what this process rendered, for /metrics: output
+// seconds over wall seconds is the render speed.
+type renderStats struct {
+	renders     atomic.Int64
+	outputMilli atomic.Int64 // output media, ms
+	wallMilli   atomic.Int64 // time spent rendering, ms
+}
 
 // sessionRenderer renders a RenderSpec with render.Session.
-type sessionRenderer struct{ log *slog.Logger }
+type sessionRenderer struct {
+	log   *slog.Logger
+	stats *renderStats
+}
 
 func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
 	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log}
@@ -185,6 +201,7 @@ func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec pos
 		}
 		opts.Edits = e
 	}
+	began := time.Now()
 	outs, err := render.Session(ctx, sessionDir, opts)
 	if err != nil {
 		return nil, err
@@ -192,6 +209,11 @@ func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec pos
 	var names []string
 	for _, o := range outs {
 		names = append(names, o.Files...)
+	}
+	if r.stats != nil && len(outs) > 0 {
+		r.stats.renders.Add(1)
+		r.stats.outputMilli.Add(outs[0].Duration.Milliseconds())
+		r.stats.wallMilli.Add(time.Since(began).Milliseconds())
 	}
 	return names, nil
 }

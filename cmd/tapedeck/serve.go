@@ -120,7 +120,7 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 		return fmt.Errorf("serve: %w", err)
 	}
 	mux := http.NewServeMux()
-	healthHandlers(mux, rec, newMetrics(rec, jobs.Pipeline))
+	healthHandlers(mux, rec, newMetrics(rec, jobs.Pipeline, jobs.renders))
 	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
