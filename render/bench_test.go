@@ -120,35 +120,65 @@ func BenchmarkRender(b *testing.B) {
 		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length),
 		filepath.Join(outDir, "hand.mp4"))
 
+	runs := 2
+	if s := os.Getenv("TAPEDECK_BENCH_RUNS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			runs = n
+		}
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var outs []render.Output
-		ours := measure(b, func() {
-			var err error
-			outs, err = render.Session(context.Background(), ss.Dir, render.Options{OutDir: outDir, Log: testLogger(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-		})
-		theirs := measure(b, func() {
-			cmd := exec.Command(ff, hand...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("hand-written command: %v\n%s", err, out)
-			}
-		})
-		d := outs[0].Duration.Seconds()
-		row := func(name string, f benchFigures) {
-			fmt.Printf("  %-34s %8.1f s wall %8.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime\n",
-				name, f.wall.Seconds(), f.cpu.Seconds(), f.cpu.Seconds()/d, d/f.wall.Seconds())
+		// Alternate the two, several times: the machine may be shared, and
+		// the best of a few runs is the least disturbed.
+		var ours, theirs []benchFigures
+		var d float64
+		for r := 0; r < runs; r++ {
+			ours = append(ours, measure(b, func() {
+				outs, err := render.Session(context.Background(), ss.Dir, render.Options{OutDir: outDir, Log: testLogger(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				d = outs[0].Duration.Seconds()
+			}))
+			theirs = append(theirs, measure(b, func() {
+				cmd := exec.Command(ff, hand...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("hand-written command: %v\n%s", err, out)
+				}
+			}))
 		}
-		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus), %s call, 720p30 H.264 veryfast + AAC, %d CPUs\n",
-			w, h, length, runtime.NumCPU())
-		row("tapedeck render (mp4-720p)", ours)
-		row("hand-written xstack + amix", theirs)
-		fmt.Printf("  tapedeck also: reflow on join, labels, sync-model placement, loudness normalization (two passes), faststart\n\n")
-		b.ReportMetric(ours.cpu.Seconds()/d, "cpu-s/out-s")
-		b.ReportMetric(d/ours.wall.Seconds(), "x-realtime")
-		b.ReportMetric(theirs.cpu.Seconds()/d, "hand-cpu-s/out-s")
-		b.ReportMetric(d/theirs.wall.Seconds(), "hand-x-realtime")
+		best := func(fs []benchFigures) benchFigures {
+			m := fs[0]
+			for _, f := range fs[1:] {
+				if f.wall < m.wall {
+					m.wall = f.wall
+				}
+				if f.cpu < m.cpu {
+					m.cpu = f.cpu
+				}
+			}
+			return m
+		}
+		load, _ := os.ReadFile("/proc/loadavg")
+		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call,\n"+
+			"720p30 H.264 High veryfast CRF 23 (3 Mbit/s cap) + AAC 128k; %d CPUs, load %s; best of %d alternating runs\n",
+			w, h, length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
+		row := func(name string, fs []benchFigures) benchFigures {
+			f := best(fs)
+			var all []string
+			for _, x := range fs {
+				all = append(all, fmt.Sprintf("%.1f", x.wall.Seconds()))
+			}
+			fmt.Printf("  %-28s %7.1f s wall %7.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime   (walls: %s s)\n",
+				name, f.wall.Seconds(), f.cpu.Seconds(), f.cpu.Seconds()/d, d/f.wall.Seconds(), strings.Join(all, ", "))
+			return f
+		}
+		o := row("tapedeck render (mp4-720p)", ours)
+		t := row("hand-written xstack + amix", theirs)
+		fmt.Printf("  tapedeck also: grid reflow on join, labels, sync-model placement, two-pass loudness normalization\n\n")
+		b.ReportMetric(o.cpu.Seconds()/d, "cpu-s/out-s")
+		b.ReportMetric(d/o.wall.Seconds(), "x-realtime")
+		b.ReportMetric(t.cpu.Seconds()/d, "hand-cpu-s/out-s")
+		b.ReportMetric(d/t.wall.Seconds(), "hand-x-realtime")
 	}
 }
