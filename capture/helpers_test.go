@@ -1,12 +1,9 @@
 package capture_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/capture/capturetest"
 	"github.com/tapedeck/tapedeck/internal/marks"
 	"github.com/tapedeck/tapedeck/timeline"
 )
@@ -49,31 +47,10 @@ func startRecorder(t *testing.T, cfg capture.Config) *recorderUnderTest {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	cfg.ICE.LoopbackOnly = true
-	if cfg.MinFreeBytes == 0 { // CI machines can be short of disk
-		cfg.MinFreeBytes, cfg.HardFloorBytes = 32<<20, 8<<20
-	}
 	r := &recorderUnderTest{dataDir: cfg.DataDir, sessions: make(chan capture.SessionEnded, 8)}
 	cfg.OnSessionEnd = func(s capture.SessionEnded) { r.sessions <- s }
-	rec, err := capture.New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := rec.Close(ctx); err != nil {
-			t.Errorf("close recorder: %v", err)
-		}
-	})
-	r.rec, r.base = rec, "http://"+ln.Addr().String()
+	srv := capturetest.Start(t, cfg, testLogger(t))
+	r.rec, r.base = srv.Rec, srv.Base
 	return r
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/capture/capturetest"
 	"github.com/tapedeck/tapedeck/examples/publisher"
 	"github.com/tapedeck/tapedeck/postcall"
 	"github.com/tapedeck/tapedeck/timeline"
@@ -263,26 +263,7 @@ type recorder struct {
 
 func startRecorder(t *testing.T, cfg capture.Config) *recorder {
 	t.Helper()
-	cfg.ICE.LoopbackOnly = true
-	rec, err := capture.New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := rec.Close(ctx); err != nil {
-			t.Errorf("close recorder: %v", err)
-		}
-	})
-	return &recorder{base: "http://" + ln.Addr().String()}
+	return &recorder{base: capturetest.Start(t, cfg, testLogger(t)).Base}
 }
 
 // publish runs one synthetic participant (VP8 and Opus, 320x240) against endpoint.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/capture/capturetest"
 	"github.com/tapedeck/tapedeck/examples/browser"
 	"github.com/tapedeck/tapedeck/internal/marks"
 	"github.com/tapedeck/tapedeck/render"
@@ -47,30 +47,9 @@ func startServer(t *testing.T) *server {
 	t.Helper()
 	s := &server{sessions: make(chan capture.SessionEnded, 4)}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rec, err := capture.New(capture.Config{
-		DataDir: t.TempDir(), Grace: 4 * time.Second, ICE: capture.ICEConfig{LoopbackOnly: true},
-		MinFreeBytes: 32 << 20, HardFloorBytes: 8 << 20,
-		OnSessionEnd: func(e capture.SessionEnded) { s.sessions <- e },
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/whip/", rec.Handler())
-	mux.Handle("/publish/", browser.Handler())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = rec.Close(ctx)
-	})
-	s.base = "http://" + ln.Addr().String()
+	srv := capturetest.Start(t, capture.Config{Grace: 4 * time.Second, OnSessionEnd: func(e capture.SessionEnded) { s.sessions <- e }}, log,
+		func(mux *http.ServeMux) { mux.Handle("/publish/", browser.Handler()) })
+	s.base = srv.Base
 	return s
 }
 
