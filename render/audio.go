@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,8 +17,8 @@ const sampleRate = 48000
 // DefaultLoudness is the integrated loudness target (EBU R128), in LUFS.
 const DefaultLoudness = -16.0
 
-// truePeakLimit is the highest peak after normalization, in dBFS.
-const truePeakLimit = -1.5
+// peakLimit is the highest sample peak after normalization, in dBFS.
+const peakLimit = -1.5
 
 // Gains applied by normalization are kept within these bounds (dB), so that
 // a nearly silent recording is not blown up into noise.
@@ -127,7 +126,7 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 		out = g.label("out")
 		meas := g.label("meas")
 		g.chain([]string{mix}, []string{"asplit=2"}, out+"]["+meas)
-		g.chain([]string{meas}, []string{fmt.Sprintf("loudnorm=I=%s:TP=%s:LRA=11:print_format=json", num(s.Loudness), num(truePeakLimit))}, "measured")
+		g.chain([]string{meas}, []string{"ebur128=peak=sample:framelog=verbose"}, "measured")
 	}
 	args = append(args, "-filter_complex", g.filter(), "-map", "["+out+"]", "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav", mixFile)
 	if !s.LoudnessOff {
@@ -186,55 +185,68 @@ func audioSource(g *graph, s *Settings, pc *audioPiece) string {
 
 // Loudness is the EBU R128 measurement of the mix.
 type Loudness struct {
-	// I is the integrated loudness (LUFS), TP the true peak (dBTP), LRA the
-	// loudness range (LU). I is −Inf for silence.
-	I, TP, LRA float64
-	Measured   bool
+	// I is the integrated loudness (LUFS; −70 or less for silence), LRA
+	// the loudness range (LU), Peak the sample peak (dBFS, −Inf for
+	// silence).
+	I, LRA, Peak float64
+	Measured     bool
 }
 
-// errNoMeasurement is returned when FFmpeg's output holds no loudnorm
+// errNoMeasurement is returned when FFmpeg's output holds no ebur128
 // summary.
 var errNoMeasurement = errors.New("no loudness measurement in FFmpeg's output")
 
-// parseLoudness reads loudnorm's JSON summary from FFmpeg's stderr.
+// summaryField reads "name: value unit" from ebur128's summary.
+func summaryField(summary, name string) (float64, error) {
+	i := strings.Index(summary, name+":")
+	if i < 0 {
+		return 0, fmt.Errorf("%w: no %s", errNoMeasurement, name)
+	}
+	f := strings.Fields(summary[i+len(name)+1:])
+	if len(f) == 0 {
+		return 0, fmt.Errorf("%w: no value for %s", errNoMeasurement, name)
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, fmt.Errorf("render: loudness measurement %s=%q: %w", name, f[0], err)
+	}
+	return v, nil
+}
+
+// parseLoudness reads the ebur128 filter's summary from FFmpeg's stderr.
 func parseLoudness(stderr string) (Loudness, error) {
-	i := strings.LastIndex(stderr, "Parsed_loudnorm")
+	i := strings.LastIndex(stderr, "Summary:")
 	if i < 0 {
 		return Loudness{}, errNoMeasurement
 	}
-	rest := stderr[i:]
-	a, b := strings.Index(rest, "{"), strings.Index(rest, "}")
-	if a < 0 || b < a {
-		return Loudness{}, errNoMeasurement
-	}
-	var m map[string]string
-	if err := json.Unmarshal([]byte(rest[a:b+1]), &m); err != nil {
-		return Loudness{}, fmt.Errorf("render: loudness measurement: %w", err)
-	}
+	summary := stderr[i:]
 	var l Loudness
-	for key, dst := range map[string]*float64{"input_i": &l.I, "input_tp": &l.TP, "input_lra": &l.LRA} {
-		v, err := strconv.ParseFloat(strings.TrimSpace(m[key]), 64)
-		if err != nil {
-			return Loudness{}, fmt.Errorf("render: loudness measurement %s=%q: %w", key, m[key], err)
-		}
-		*dst = v
+	var err error
+	if l.I, err = summaryField(summary, "I"); err != nil {
+		return Loudness{}, err
+	}
+	if l.LRA, err = summaryField(summary, "LRA"); err != nil {
+		return Loudness{}, err
+	}
+	if l.Peak, err = summaryField(summary, "Peak"); err != nil {
+		return Loudness{}, err
 	}
 	l.Measured = true
 	return l, nil
 }
 
 // loudnessFilters are the filters that bring the mix to the target
-// loudness: a gain, then (when the peaks would pass truePeakLimit) a
-// lookahead limiter whose delay is compensated. None when normalization is
+// loudness: a gain, then (when the peaks would pass peakLimit) a lookahead
+// limiter whose delay is compensated. None when normalization is
 // off or the mix is silent.
 func loudnessFilters(s *Settings, l Loudness) []string {
-	if s.LoudnessOff || !l.Measured || math.IsInf(l.I, 0) || math.IsNaN(l.I) || l.I < -70 {
+	if s.LoudnessOff || !l.Measured || math.IsInf(l.I, 0) || math.IsNaN(l.I) || l.I <= -70 || math.IsInf(l.Peak, -1) {
 		return nil
 	}
 	gain := min(maxGainDB, max(minGainDB, s.Loudness-l.I))
 	fs := []string{"volume=" + num(math.Round(gain*100)/100) + "dB"}
-	if l.TP+gain > truePeakLimit {
-		fs = append(fs, fmt.Sprintf("alimiter=limit=%s:level=false:latency=true", num(math.Pow(10, truePeakLimit/20))))
+	if l.Peak+gain > peakLimit {
+		fs = append(fs, fmt.Sprintf("alimiter=limit=%s:level=false:latency=true", num(math.Pow(10, peakLimit/20))))
 	}
 	return fs
 }

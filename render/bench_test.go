@@ -19,7 +19,8 @@ import (
 // The render benchmark: a 4-participant, 5-minute call rendered at 720p30
 // (mp4-720p), against a hand-written single FFmpeg command doing the same
 // layout the simplest way (xstack of the four videos, amix of the four
-// sounds, the same x264 preset and rate control), in the same run. It prints
+// sounds, each delayed by its participant's join time, the same x264 preset
+// and rate control), in the same run. It prints
 // CPU seconds per output second and the realtime factor of both; it asserts
 // nothing about them.
 //
@@ -102,18 +103,20 @@ func BenchmarkRender(b *testing.B) {
 	ss := makeSession(b, b.TempDir(), parts)
 	outDir := b.TempDir()
 
-	// The hand-written command: a static 2×2 grid from the start.
+	// The hand-written command: a static 2×2 grid, each participant's
+	// video delayed by its join time (black before), each sound likewise.
 	hand := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}
 	var fc strings.Builder
-	for i := range parts {
+	for i, p := range parts {
 		hand = append(hand, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i].Tracks[0].Segments[0].Path))
-		fmt.Fprintf(&fc, "[%d:v]scale=640:360,setsar=1[v%d];", i, i)
+		fmt.Fprintf(&fc, "[%d:v]tpad=start_duration=%s:color=black,scale=640:360,setsar=1[v%d];", i, sec(p.Join), i)
 	}
-	for i := range parts {
+	for i, p := range parts {
 		hand = append(hand, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i+1].Tracks[0].Segments[0].Path))
+		fmt.Fprintf(&fc, "[%d:a]adelay=delays=%d:all=1[a%d];", len(parts)+i, p.Join.Milliseconds(), i)
 	}
 	fc.WriteString("[v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];")
-	fc.WriteString("[4:a][5:a][6:a][7:a]amix=inputs=4:duration=longest:normalize=0[a]")
+	fc.WriteString("[a0][a1][a2][a3]amix=inputs=4:duration=longest:normalize=0[a]")
 	hand = append(hand, "-filter_complex", fc.String(), "-map", "[v]", "-map", "[a]",
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-crf", "23", "-maxrate", "3000k",
 		"-bufsize", "6000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",

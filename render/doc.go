@@ -36,7 +36,11 @@
 // packet-loss holes with silence), resampled by 1/Speed when the sender's
 // clock is off, given their gain and cut to an exact number of samples;
 // silence fills the time between them. The lanes are mixed without
-// normalization into one float WAV, whose loudness (EBU R128) is measured in
-// the same pass; the mux applies the gain to the target loudness through a
-// latency-compensated limiter.
+// normalization into one float WAV of exactly the video's length, whose
+// loudness (EBU R128, ebur128) is measured in the same pass; it is then
+// encoded (AAC, Opus) with the gain that reaches the target loudness, through
+// a latency-compensated limiter when the peaks need it, while the video jobs
+// still run. The muxes only copy: the concatenated job outputs (exact
+// durations, so the frames stay on the grid), the encoded audio, captions as
+// a subtitle track if asked, moov first.
 package render

@@ -73,7 +73,8 @@ func featurePlan() *timeline.Plan {
 // goldenText writes a program's commands for people to read.
 func goldenText(p *render.Program, l render.Loudness) string {
 	var b strings.Builder
-	cmds := append(append([]render.Command{p.Audio}, p.Video...), p.Mux(l)...)
+	cmds := append(append([]render.Command{p.Audio}, p.Video...), p.AudioEncodes(l)...)
+	cmds = append(cmds, p.Mux()...)
 	for _, c := range cmds {
 		b.WriteString("=== " + c.Name + " (" + c.Duration.String() + ")\n")
 		b.WriteString(strings.Join(c.Args, "\n") + "\n")
@@ -136,7 +137,7 @@ func mustProfiles(t *testing.T, names ...string) []render.Profile {
 
 // TestGolden pins the translation of plans into FFmpeg commands.
 func TestGolden(t *testing.T) {
-	measured := render.Loudness{I: -23.5, TP: -3.2, LRA: 5, Measured: true}
+	measured := render.Loudness{I: -23.5, Peak: -3.2, LRA: 5, Measured: true}
 	demo := func(t *testing.T) *timeline.Plan {
 		b, err := os.ReadFile(filepath.Join("testdata", "plan-demo.json"))
 		if err != nil {
@@ -165,13 +166,13 @@ func TestGolden(t *testing.T) {
 		loud     render.Loudness
 	}{
 		{"features", func(*testing.T) *timeline.Plan { return featurePlan() },
-			render.Settings{SessionDir: "/session", OutDir: "/out", Profiles: mustProfiles(t, "mp4-360p", "audio"), FontFile: "/fonts/Sans, Bold:1.ttf"}, measured},
+			render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-360p", "audio"), FontFile: "/fonts/Sans, Bold:1.ttf"}, measured},
 		{"features-track-jobs", func(*testing.T) *timeline.Plan { return featurePlan() },
-			render.Settings{SessionDir: "/session", OutDir: "/out", Profiles: mustProfiles(t, "webm-720p"), Captions: render.CaptionsTrack,
+			render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "webm-720p"), Captions: render.CaptionsTrack,
 				LoudnessOff: true, MaxJobFrames: 45}, render.Loudness{}},
-		{"demo", demo, render.Settings{SessionDir: "/session", OutDir: "/out", Profiles: mustProfiles(t, "mp4-720p", "hls"), FontFile: "/fonts/DejaVuSans.ttf"},
-			render.Loudness{I: -12, TP: -0.5, LRA: 3, Measured: true}},
-		{"audio-only", audioOnly, render.Settings{SessionDir: "/session", OutDir: "/out", Profiles: mustProfiles(t, "mp4-720p")}, measured},
+		{"demo", demo, render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-720p", "hls"), FontFile: "/fonts/DejaVuSans.ttf"},
+			render.Loudness{I: -12, Peak: -0.5, LRA: 3, Measured: true}},
+		{"audio-only", audioOnly, render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-720p")}, measured},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := render.Compile(c.plan(t), c.settings)

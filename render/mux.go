@@ -10,11 +10,16 @@ import (
 // are moved to the output folder when everything succeeded.
 const outDirName = "out"
 
-// audio bitrates (kbit/s).
+// Audio bitrates (kbit/s).
 const (
-	aacBitrate     = 128
-	aacOnlyBitrate = 160
-	opusBitrate    = 128
+	aacBitrate  = 128
+	opusBitrate = 128
+)
+
+// The encoded mix, one file per audio codec the profiles need.
+const (
+	aacFile  = "audio-aac.m4a"
+	opusFile = "audio-opus.webm"
 )
 
 // hlsSegmentSeconds is the target length of an HLS segment (a multiple of
@@ -38,10 +43,44 @@ func OutputName(profile string) string {
 // listFile is the concat script of an encoding's job outputs.
 func listFile(e Encoding) string { return "list-" + e.key() + ".ffconcat" }
 
-// Mux returns the commands that produce the final outputs, given the
-// loudness the audio mix measured. They write under the work folder's
-// out/ (see OutputName).
-func (p *Program) Mux(l Loudness) []Command {
+// AudioEncodes returns the commands that encode the mix, once per audio
+// codec the profiles need (AAC, Opus), bringing it to the target loudness
+// measured by the audio mix. They run as soon as the mix is done, beside the
+// video jobs, so that the muxes only copy.
+func (p *Program) AudioEncodes(l Loudness) []Command {
+	af := loudnessFilters(&p.settings, l)
+	var aac, opus bool
+	for _, pr := range p.profiles {
+		if pr.kind == kindWebM {
+			opus = true
+		} else {
+			aac = true
+		}
+	}
+	encode := func(name, out string, codec ...string) Command {
+		args := append(baseArgs(), "-i", mixFile)
+		if len(af) > 0 {
+			args = append(args, "-af", strings.Join(af, ","))
+		}
+		args = append(args, "-vn")
+		args = append(args, codec...)
+		args = append(args, "-ar", "48000", "-ac", "2", out)
+		return Command{Name: name, Args: args, Outputs: []string{out}, Duration: p.Duration}
+	}
+	var cmds []Command
+	if aac {
+		cmds = append(cmds, encode("audio encode aac", aacFile, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4"))
+	}
+	if opus {
+		cmds = append(cmds, encode("audio encode opus", opusFile, "-c:a", "libopus", "-b:a", fmt.Sprintf("%dk", opusBitrate), "-f", "webm"))
+	}
+	return cmds
+}
+
+// Mux returns the commands that produce the final outputs from the job
+// outputs and the encoded audio, by copying. They write under the work
+// folder's out/ (see OutputName).
+func (p *Program) Mux() []Command {
 	files := map[string]string{}
 	for _, e := range p.Encodings {
 		var names []string
@@ -52,17 +91,16 @@ func (p *Program) Mux(l Loudness) []Command {
 		}
 		files[listFile(e)] = ffconcat(names, durs)
 	}
-	af := loudnessFilters(&p.settings, l)
 	var cmds []Command
 	for _, pr := range p.profiles {
 		var c Command
 		switch pr.kind {
 		case kindAudio:
-			c = p.muxAudio(af)
+			c = p.muxAudio()
 		case kindHLS:
-			c = p.muxHLS(pr, af)
+			c = p.muxHLS(pr)
 		default:
-			c = p.muxFile(pr, af)
+			c = p.muxFile(pr)
 		}
 		c.Name = "mux " + pr.Name
 		c.Duration = p.Duration
@@ -85,60 +123,35 @@ func concatInput(e Encoding) []string {
 	return []string{"-f", "concat", "-safe", "0", "-i", listFile(e)}
 }
 
-// audioMap maps the mix (input k), through the loudness filters if any, as
-// count copies; it returns the filtergraph (or "") and the map arguments.
-func audioMap(k int, af []string, count int) (string, []string) {
-	var maps []string
-	if len(af) == 0 {
-		for range count {
-			maps = append(maps, "-map", fmt.Sprintf("%d:a", k))
-		}
-		return "", maps
-	}
-	var pads []string
-	for i := range count {
-		pads = append(pads, fmt.Sprintf("a%d", i))
-		maps = append(maps, "-map", fmt.Sprintf("[a%d]", i))
-	}
-	fs := append([]string(nil), af...)
-	if count > 1 {
-		fs = append(fs, fmt.Sprintf("asplit=%d", count))
-	}
-	return fmt.Sprintf("[%d:a]%s[%s]", k, strings.Join(fs, ","), strings.Join(pads, "][")), maps
-}
-
-// muxFile muxes one MP4 or WebM file: the concatenated video, copied, and
-// the mix, encoded.
-func (p *Program) muxFile(pr Profile, af []string) Command {
+// muxFile muxes one MP4 or WebM file: the concatenated video and the
+// encoded audio, copied.
+func (p *Program) muxFile(pr Profile) Command {
 	e, _ := encodingOf(p.Encodings, pr, pr.lines[0])
 	webm := pr.kind == kindWebM
+	audio := aacFile
+	if webm {
+		audio = opusFile
+	}
 	args := append(baseArgs(), concatInput(e)...)
-	args = append(args, "-i", mixFile)
+	args = append(args, "-i", audio)
 	files := map[string]string{}
 	subs := p.settings.Captions == CaptionsTrack && len(p.cues) > 0
 	if subs {
 		files["captions.srt"] = captionsSRT(p.cues)
 		args = append(args, "-f", "srt", "-i", "captions.srt")
 	}
-	graph, maps := audioMap(1, af, 1)
-	if graph != "" {
-		args = append(args, "-filter_complex", graph)
-	}
-	args = append(args, "-map", "0:v")
-	args = append(args, maps...)
+	args = append(args, "-map", "0:v", "-map", "1:a")
 	if subs {
 		args = append(args, "-map", "2:s")
 	}
-	args = append(args, "-c:v", "copy")
+	args = append(args, "-c:v", "copy", "-c:a", "copy")
 	out := path.Join(outDirName, OutputName(pr.Name))
 	if webm {
-		args = append(args, "-c:a", "libopus", "-b:a", fmt.Sprintf("%dk", opusBitrate), "-ar", "48000", "-ac", "2")
 		if subs {
 			args = append(args, "-c:s", "webvtt")
 		}
 		args = append(args, "-f", "webm", out)
 	} else {
-		args = append(args, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-ar", "48000", "-ac", "2")
 		if subs {
 			args = append(args, "-c:s", "mov_text", "-metadata:s:s:0", "language=und")
 		}
@@ -147,21 +160,16 @@ func (p *Program) muxFile(pr Profile, af []string) Command {
 	return Command{Args: args, Files: files, Outputs: []string{out}}
 }
 
-// muxAudio writes the mix alone as AAC in an M4A file.
-func (p *Program) muxAudio(af []string) Command {
+// muxAudio writes the encoded mix alone as an M4A file.
+func (p *Program) muxAudio() Command {
 	out := path.Join(outDirName, OutputName(ProfileAudio))
-	args := append(baseArgs(), "-i", mixFile)
-	if len(af) > 0 {
-		args = append(args, "-af", strings.Join(af, ","))
-	}
-	args = append(args, "-vn", "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacOnlyBitrate), "-ar", "48000", "-ac", "2",
-		"-movflags", "+faststart", "-f", "mp4", out)
+	args := append(baseArgs(), "-i", aacFile, "-map", "0:a", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", out)
 	return Command{Args: args, Outputs: []string{out}}
 }
 
 // muxHLS writes the renditions as HLS (MPEG-TS segments of about
 // hlsSegmentSeconds, cut at keyframes) with a master playlist.
-func (p *Program) muxHLS(pr Profile, af []string) Command {
+func (p *Program) muxHLS(pr Profile) Command {
 	args := baseArgs()
 	var encs []Encoding
 	for _, l := range pr.lines {
@@ -169,18 +177,14 @@ func (p *Program) muxHLS(pr Profile, af []string) Command {
 		encs = append(encs, e)
 		args = append(args, concatInput(e)...)
 	}
-	args = append(args, "-i", mixFile)
-	graph, amaps := audioMap(len(encs), af, len(encs))
-	if graph != "" {
-		args = append(args, "-filter_complex", graph)
-	}
+	args = append(args, "-i", aacFile)
 	var streams []string
 	for i, e := range encs {
-		args = append(args, "-map", fmt.Sprintf("%d:v", i), amaps[2*i], amaps[2*i+1])
+		args = append(args, "-map", fmt.Sprintf("%d:v", i), "-map", fmt.Sprintf("%d:a", len(encs)))
 		streams = append(streams, fmt.Sprintf("v:%d,a:%d,name:%dp", i, i, e.Lines))
 	}
 	dir := path.Join(outDirName, path.Dir(OutputName(ProfileHLS)))
-	args = append(args, "-c:v", "copy", "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-ar", "48000", "-ac", "2",
+	args = append(args, "-c", "copy",
 		"-f", "hls", "-hls_time", itoa(hlsSegmentSeconds), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments",
 		"-hls_segment_type", "mpegts", "-hls_segment_filename", dir+"/%v/seg-%05d.ts",
 		"-master_pl_name", path.Base(OutputName(ProfileHLS)), "-var_stream_map", strings.Join(streams, " "),

@@ -26,11 +26,10 @@ const (
 // Settings are what Compile needs beside the plan. Everything in them is a
 // plain value: Compile runs nothing and reads no file.
 type Settings struct {
-	// SessionDir prefixes the plan's relative source paths.
+	// SessionDir prefixes the plan's relative source paths. Every other
+	// file a command names is in the work folder, its working directory
+	// (the final outputs under out/), or an absolute path from the plan.
 	SessionDir string
-	// OutDir is where the final outputs go (the work folder is the
-	// processes' working directory: intermediate names are relative).
-	OutDir string
 	// Profiles to produce, at least one.
 	Profiles []Profile
 	// FontFile is the font for names and labels; "" draws no text.

@@ -29,9 +29,10 @@ type progress struct {
 
 // Step weights: seconds of work per output second, roughly.
 const (
-	weightVideo = 1.0
-	weightAudio = 0.1
-	weightMux   = 0.05
+	weightVideo  = 1.0
+	weightAudio  = 0.1
+	weightEncode = 0.05
+	weightMux    = 0.02
 )
 
 func newProgress(w io.Writer, tty bool, duration time.Duration, now func() time.Time) *progress {

@@ -58,11 +58,19 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 		return nil, err
 	}
 	var maxFrames int64
-	if opts.MaxJobDuration > 0 && plan.FPS.Den > 0 {
+	switch par := opts.parallel(); {
+	case plan.FPS.Num <= 0 || plan.FPS.Den <= 0:
+	case opts.MaxJobDuration > 0:
 		maxFrames = max(1, frameAt(opts.MaxJobDuration, plan.FPS))
+	case par > 1:
+		// Cut the output so that every parallel job gets a share, in
+		// jobs of 30 s to 3 minutes.
+		share := (frameAt(plan.Duration, plan.FPS) + int64(par) - 1) / int64(par)
+		lo, hi := frameAt(30*time.Second, plan.FPS), frameAt(defaultJobSeconds*time.Second, plan.FPS)
+		maxFrames = min(hi, max(lo, share))
 	}
 	prog, err := Compile(plan, Settings{
-		SessionDir: sessionDir, OutDir: outDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
+		SessionDir: sessionDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
 		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
 	})
 	if err != nil {
@@ -92,17 +100,20 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 		pr.add(c.Name, c.Duration, weightVideo)
 	}
 	pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
-	for _, p := range prog.profiles {
-		pr.add("mux "+p.Name, prog.Duration, weightMux)
+	for _, c := range prog.AudioEncodes(Loudness{}) {
+		pr.add(c.Name, c.Duration, weightEncode)
+	}
+	for _, c := range prog.Mux() {
+		pr.add(c.Name, c.Duration, weightMux)
 	}
 	loud, err := runStage(ctx, r, prog, opts.parallel(), pr)
 	if err != nil {
 		return nil, err
 	}
 	if loud.Measured {
-		log.Info("render: loudness measured", "integrated_lufs", loud.I, "true_peak_dbtp", loud.TP, "range_lu", loud.LRA)
+		log.Info("render: loudness measured", "integrated_lufs", loud.I, "sample_peak_dbfs", loud.Peak, "range_lu", loud.LRA)
 	}
-	for _, c := range prog.Mux(loud) {
+	for _, c := range prog.Mux() {
 		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
 			return nil, err
 		}
@@ -117,8 +128,9 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	return outs, nil
 }
 
-// runStage runs the video jobs (parallel at a time) and the audio mix beside
-// them, and returns the mix's loudness. The first failure cancels the rest.
+// runStage runs the video jobs (parallel at a time) and, beside them, the
+// audio mix and its encodes; it returns the mix's loudness. The first
+// failure cancels the rest.
 func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *progress) (Loudness, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -151,6 +163,13 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 				return
 			}
 			loud = l
+		}
+		for _, c := range prog.AudioEncodes(loud) {
+			if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+				fail(err)
+				return
+			}
+			pr.update(c.Name, c.Duration)
 		}
 	}()
 	sem := make(chan struct{}, parallel)

@@ -135,6 +135,10 @@ func (r *runner) run(ctx context.Context, c Command, progress func(done time.Dur
 	line := r.commandLine(c)
 	cmd := exec.CommandContext(ctx, line[0], line[1:]...)
 	cmd.Dir = r.dir
+	// glibc hands FFmpeg's frame-sized buffers back to the kernel on every
+	// free and faults them in again on the next allocation; keeping them in
+	// the heap saves a fifth of the filtering time.
+	cmd.Env = append(os.Environ(), "MALLOC_MMAP_THRESHOLD_=67108864", "MALLOC_TRIM_THRESHOLD_=268435456")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// The whole process group: nice execs FFmpeg, which may have children.

@@ -90,44 +90,48 @@ func TestTextHelpers(t *testing.T) {
 }
 
 func TestParseLoudness(t *testing.T) {
-	stderr := `[Parsed_loudnorm_27 @ 0x55] 
-{
-	"input_i" : "-27.61",
-	"input_tp" : "-4.47",
-	"input_lra" : "18.06",
-	"input_thresh" : "-39.20",
-	"output_i" : "-16.58",
-	"output_tp" : "-1.50",
-	"output_lra" : "14.78",
-	"output_thresh" : "-27.71",
-	"normalization_type" : "dynamic",
-	"target_offset" : "0.58"
-}
+	stderr := `[Parsed_ebur128_27 @ 0x55] Summary:
+
+  Integrated loudness:
+    I:         -27.6 LUFS
+    Threshold: -37.7 LUFS
+
+  Loudness range:
+    LRA:        18.1 LU
+    Threshold: -47.8 LUFS
+    LRA low:   -38.0 LUFS
+    LRA high:  -19.9 LUFS
+
+  Sample peak:
+    Peak:       -4.5 dBFS
 `
 	l, err := parseLoudness("size=N/A time=00:00:05.00\n" + stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !l.Measured || l.I != -27.61 || l.TP != -4.47 || l.LRA != 18.06 {
+	if !l.Measured || l.I != -27.6 || l.Peak != -4.5 || l.LRA != 18.1 {
 		t.Errorf("parsed %+v", l)
 	}
 	s := &Settings{Loudness: -16}
-	if got := strings.Join(loudnessFilters(s, l), ","); got != "volume=11.61dB,alimiter=limit=0.841395:level=false:latency=true" {
+	if got := strings.Join(loudnessFilters(s, l), ","); got != "volume=11.6dB,alimiter=limit=0.841395:level=false:latency=true" {
 		t.Errorf("filters for %+v: %s", l, got)
 	}
-	quiet := Loudness{I: -40, TP: -30, Measured: true}
+	quiet := Loudness{I: -40, Peak: -30, Measured: true}
 	if got := strings.Join(loudnessFilters(s, quiet), ","); got != "volume=24dB" {
 		t.Errorf("filters for %+v: %s (the gain is capped, no limiter needed)", quiet, got)
 	}
-	silent, err := parseLoudness(strings.ReplaceAll(stderr, `"-27.61"`, `"-inf"`))
+	silent, err := parseLoudness(strings.NewReplacer("-27.6 LUFS", "-70.0 LUFS", "-4.5 dBFS", "-inf dBFS").Replace(stderr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !math.IsInf(silent.I, -1) || loudnessFilters(s, silent) != nil {
+	if !math.IsInf(silent.Peak, -1) || loudnessFilters(s, silent) != nil {
 		t.Errorf("silence: %+v, filters %v; want no normalization", silent, loudnessFilters(s, silent))
 	}
 	if _, err := parseLoudness("no summary here"); err == nil {
 		t.Error("parsed a loudness from nothing")
+	}
+	if loudnessFilters(&Settings{Loudness: -16, LoudnessOff: true}, l) != nil {
+		t.Error("normalization off still gives filters")
 	}
 }
 

@@ -76,7 +76,10 @@ func videoJob(p *timeline.Plan, prog *Program, i int) Command {
 			b.g.chain([]string{split[k]}, []string{fmt.Sprintf("scale=w=%d:h=%d", e.Width, e.Height), "setsar=1"}, pads[k])
 		}
 	}
-	args := append(baseArgs(), "-copyts")
+	// Filters run in the main thread: slice threading over small tiles
+	// costs more in thread hand-offs than it saves, and the encoders use
+	// the other cores.
+	args := append(baseArgs(), "-copyts", "-filter_complex_threads", "1")
 	args = append(args, b.g.inputs...)
 	args = append(args, "-filter_complex", b.g.filter())
 	var outputs []string
@@ -157,16 +160,33 @@ func (b *videoBuilder) scene(sc *scene, bgPad string) string {
 			b.piece(l, sc, t, &t.Video[k])
 		}
 		if label := cleanText(t.Label); label != "" && b.s.FontFile != "" && r.H >= 24 {
-			lr := labelRect(t)
-			size := min(36, max(10, lr.H/14))
-			pad := max(2, size/4)
-			l.apply(fmt.Sprintf("drawtext=fontfile=%s:textfile=%s:expansion=none:fontcolor=%s:fontsize=%d:box=1:boxcolor=%s:boxborderw=%d:x=%d:y=%d-text_h",
-				escValue(b.s.FontFile), g.text(label), textColor, size, labelBox, pad, lr.X+2*pad, lr.Y+lr.H-2*pad))
+			b.label(l, labelRect(t), label)
 		}
 	}
 	out := g.label("s")
 	l.finish(out, "setsar=1")
 	return out
+}
+
+// label draws a name label in the bottom-left corner of r. The text is
+// drawn once, onto a transparent picture that is then overlaid on every
+// frame: far cheaper than drawing text on every frame.
+func (b *videoBuilder) label(l *layer, r timeline.Rect, text string) {
+	g := b.g
+	size := min(36, max(10, r.H/14))
+	pad := max(2, size/4)
+	// Room for the text: DejaVu Sans averages 0.6 em per character.
+	w := min(r.W-2*pad, int(0.72*float64(size)*float64(utf8.RuneCountInString(text)))+3*pad) &^ 1
+	h := (size*3/2 + 2*pad + 1) &^ 1
+	if w < 2 || h > r.H {
+		return
+	}
+	pic := g.label("lb")
+	g.chain(nil, []string{fmt.Sprintf("color=c=black@0:s=%dx%d:r=1", w, h), "format=yuva420p",
+		fmt.Sprintf("drawtext=fontfile=%s:textfile=%s:expansion=none:fontcolor=%s:fontsize=%d:box=1:boxcolor=%s:boxborderw=%d:x=%d:y=%d-text_h",
+			escValue(b.s.FontFile), g.text(text), textColor, size, labelBox, pad, pad, h-pad),
+		"trim=end_frame=1"}, pic)
+	l.overlay(pic, fmt.Sprintf("overlay=x=%d:y=%d:eof_action=repeat", r.X+pad, r.Y+r.H-pad-h))
 }
 
 // labelRect is where a tile's label goes: the bottom-left corner of its
@@ -216,7 +236,13 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 	if seek := ts - 0.5; seek > 0 {
 		in = append(in, "-ss", num(seek))
 	}
-	in = append(in, "-reinit_filter", "0", "-i", b.s.sessionPath(p.Src.Path))
+	// Decoding threads: the main thread decodes small pictures faster than
+	// a pool of frame threads per input.
+	threads := "1"
+	if p.Src.Width*p.Src.Height > 1280*720 || p.Src.Width == 0 {
+		threads = "2"
+	}
+	in = append(in, "-threads", threads, "-reinit_filter", "0", "-i", b.s.sessionPath(p.Src.Path))
 	k := g.input(in...)
 	// Scene time at which FileStart plays, half a frame early: the overlay
 	// shows the latest frame not after each output frame, which is then the
@@ -243,7 +269,7 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 	// other input's frames.
 	last := "trim=end=" + fnum(frameTime(sc.frames()-1, fps)+1e-7)
 	g.chain([]string{fmt.Sprintf("%d:v", k)}, []string{trim, "settb=AVTB", "setpts=" + quoteExpr(pts), last,
-		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=%s:force_divisible_by=2:eval=frame", r.W, r.H, mode)}, src)
+		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=%s:force_divisible_by=2:eval=frame:flags=bilinear", r.W, r.H, mode)}, src)
 	en := b.enable(sc, []span{p.span})
 	if t.Fit == timeline.FitCover {
 		// Crop by drawing onto a canvas of the tile's size.
