@@ -160,6 +160,14 @@ func demoStored(ctx context.Context, jobs *pipelineRun, s capture.SessionEnded, 
 	for name, r := range st.Renders {
 		if r.Skipped != "" {
 			say("render %s skipped: %s\n", name, r.Skipped)
+			continue
+		}
+		for _, f := range r.Files {
+			link, err := store.Link(ctx, f.Key, time.Hour)
+			if err != nil {
+				link = f.Key
+			}
+			say("\ncomposite (%s): %s\n", name, link)
 		}
 	}
 	return nil
