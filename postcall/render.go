@@ -95,7 +95,7 @@ type renderEntry struct {
 //	      layout: speaker
 //	      edits: standup.yaml  # an edit file, relative to this file; read now, sent with every job
 //	    - name: small
-//	      profile: 640x360
+//	      profile: mp4-360p
 //	  quiet: []              # store the tracks, render nothing
 //
 // Errors name the file and the field.

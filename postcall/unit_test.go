@@ -87,7 +87,7 @@ rooms:
       layout: speaker
       edits: standup.yaml
     - name: small
-      profile: 640x360
+      profile: mp4-360p
   quiet: []
 `)
 	c, err := LoadRenderConfig(good)
@@ -95,7 +95,7 @@ rooms:
 		t.Fatal(err)
 	}
 	if got := c.For("standup"); len(got) != 2 || got[0].Layout != "speaker" || got[0].Edits != "cuts: []\n" ||
-		got[0].EditsFile != "standup.yaml" || got[1].Profile != "640x360" {
+		got[0].EditsFile != "standup.yaml" || got[1].Profile != "mp4-360p" {
 		t.Errorf("standup renders = %+v", got)
 	}
 	if got := c.For("quiet"); len(got) != 0 {

@@ -112,6 +112,21 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 			if err != nil {
 				return nil, usageError("--renders: %v", err)
 			}
+			// Refuse now what would only fail after a call: unknown
+			// profiles or layouts, edits that do not parse.
+			if len(rc.Default) > 0 {
+				if err := checkRenderSpecs(rc.Default); err != nil {
+					return nil, usageError("--renders %s: default: %v", f.renders, err)
+				}
+			}
+			for room, specs := range rc.Rooms {
+				if len(specs) == 0 {
+					continue
+				}
+				if err := checkRenderSpecs(specs); err != nil {
+					return nil, usageError("--renders %s: room %s: %v", f.renders, room, err)
+				}
+			}
 			cfg.Renders = rc
 		}
 	} else if f.nats == "" {

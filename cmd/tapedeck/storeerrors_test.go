@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,10 @@ func TestCLIErrorsNameTheProblem(t *testing.T) {
 	t.Setenv("TAPEDECK_STORE", "")
 	t.Setenv("TAPEDECK_NATS", "")
 	local := t.TempDir()
+	badRenders := filepath.Join(local, "bad-renders.yaml")
+	if err := os.WriteFile(badRenders, []byte("rooms:\n  standup:\n    - name: small\n      profile: 640x360\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s3 := []string{"--s3-endpoint", gw.Endpoint, "--s3-path-style"}
 	creds := func(secret string) func(t *testing.T) {
 		return func(t *testing.T) {
@@ -71,6 +76,8 @@ func TestCLIErrorsNameTheProblem(t *testing.T) {
 			[]string{`webhook URL "ftp://x"`}},
 		{"serve, missing render configuration", nil, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--renders", filepath.Join(local, "renders.yaml")},
 			[]string{"--renders", "renders.yaml", "no such file"}},
+		{"serve, unknown profile in the render configuration", nil, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--renders", badRenders},
+			[]string{"--renders", "room standup", `"640x360"`, "mp4-360p"}},
 		{"serve, embedded NATS on a public address", nil, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--nats-listen", "0.0.0.0:4222"},
 			[]string{"must be a loopback address"}},
 	}
