@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/tapedeck/tapedeck/postcall"
 	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/storage"
 	"github.com/tapedeck/tapedeck/timeline"
 )
 
@@ -18,6 +22,7 @@ func newRenderCmd(g *globals) *cobra.Command {
 		profiles                                                                         []string
 		nice, parallel                                                                   int
 		keepWork                                                                         bool
+		st                                                                               storeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "render SESSION",
@@ -27,6 +32,10 @@ FFmpeg draw the composite and mix the audio. Outputs go to --out (default SESSIO
 by profile: mp4-720p.mp4, mp4-1080p.mp4, mp4-360p.mp4, webm-720p.webm, hls/master.m3u8, audio.m4a.
 Several --profile flags render several outputs from one composite.
 
+SESSION may also be a stored session: ROOM/SESSION with --store URL, or one URL such as
+s3://bucket/prefix/ROOM/SESSION; it is fetched into a temporary folder first. --out may be a storage URL
+(file:///dir, s3://bucket/prefix): the outputs are uploaded there, checked by SHA-256.
+
 Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.DefaultProfile + `).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,11 +43,25 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 			if err != nil {
 				return err
 			}
-			dir, cleanup, err := localSession(cmd.Context(), args[0])
+			dir, cleanup, err := sessionFolder(cmd.Context(), args[0], &st, log)
 			if err != nil {
 				return err
 			}
 			defer cleanup()
+			var upload storage.Client
+			if strings.Contains(out, "://") {
+				if upload, err = storage.Open(cmd.Context(), out, storage.Options{Endpoint: st.endpoint, Region: st.region, PathStyle: st.pathStyle, Logger: log}); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+				tmp, err := os.MkdirTemp("", "tapedeck-render-out-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				out = tmp
+			} else if out == "" && dir != args[0] {
+				return usageError("render %s: a fetched session needs --out (a folder or a storage URL)", args[0])
+			}
 			opts := render.Options{Profiles: profiles, Layout: timeline.LayoutType(layout), Lane: lane, OutDir: out,
 				Captions: render.CaptionMode(captions), Nice: nice, Parallel: parallel, FFmpeg: ffmpeg, FontFile: font,
 				Preset: preset, Log: log, KeepWork: keepWork}
@@ -81,11 +104,24 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 				return err
 			}
 			for _, o := range outs {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-10s %s  (%s, %d file(s))\n", o.Profile, o.Path, timeline.FormatTime(o.Duration), len(o.Files))
+				where := o.Path
+				if upload != nil {
+					for _, f := range o.Files {
+						info, err := storage.UploadFile(cmd.Context(), upload, f, filepath.Join(out, filepath.FromSlash(f)), false)
+						if err != nil {
+							return fmt.Errorf("render: upload %s: %w", f, err)
+						}
+						if f == filepath.ToSlash(mustRel(out, o.Path)) {
+							where = upload.String() + "/" + info.Key
+						}
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%-10s %s  (%s, %d file(s))\n", o.Profile, where, timeline.FormatTime(o.Duration), len(o.Files))
 			}
 			return nil
 		},
 	}
+	st.register(cmd.Flags(), "store", "where a ROOM/SESSION argument is stored")
 	fl := cmd.Flags()
 	fl.StringVar(&editsPath, "edits", "", "edit file (YAML or JSON): cuts, layouts, names, background, overlays, captions")
 	fl.StringVar(&layout, "layout", "", "replace the edits' layouts: grid, speaker, pip or single")
@@ -104,19 +140,62 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 	return cmd
 }
 
-// localSession resolves the SESSION argument to a local session folder.
-//
-// Storage hook: a storage URL (s3://bucket/prefix/room/session, file://…)
-// is for the storage wiring to fetch into a temporary folder here
-// (postcall.FetchSession does it for the pipeline) and to clean up after.
-func localSession(_ context.Context, arg string) (string, func(), error) {
+// sessionFolder resolves the SESSION argument to a local session folder: a
+// folder as it is; ROOM/SESSION with --store, or STORE-URL/ROOM/SESSION,
+// fetched from storage into a temporary folder that cleanup removes.
+func sessionFolder(ctx context.Context, arg string, st *storeFlags, log *slog.Logger) (string, func(), error) {
+	if _, err := os.Stat(arg); err == nil { // a folder, or its manifest.json
+		return arg, func() {}, nil
+	}
+	var store storage.Client
+	var ref string
+	var err error
 	if strings.Contains(arg, "://") {
-		return "", nil, usageError("render %s: storage URLs are not wired yet: pass a local session folder", arg)
+		// The last two path elements are ROOM/SESSION; the rest is the store.
+		u := strings.TrimRight(arg, "/")
+		i := strings.LastIndex(u, "/")
+		j := strings.LastIndex(u[:max(i, 0)], "/")
+		if i < 0 || j < 0 || j < strings.Index(u, "://")+2 {
+			return "", nil, usageError("render %s: want STORE-URL/ROOM/SESSION, e.g. s3://calls/prod/standup/20261123T163700Z-1a2b3c", arg)
+		}
+		ref = u[j+1:]
+		store, err = storage.Open(ctx, u[:j], storage.Options{Endpoint: st.endpoint, Region: st.region, PathStyle: st.pathStyle, Logger: log})
+		if err != nil {
+			return "", nil, fmt.Errorf("render %s: %w", arg, err)
+		}
+	} else {
+		if st.url == "" {
+			return "", nil, usageError("render %s: no such folder (a stored session needs --store URL)", arg)
+		}
+		if store, err = st.open(ctx, "", log); err != nil {
+			return "", nil, err
+		}
+		ref = arg
 	}
-	if _, err := os.Stat(arg); err != nil {
-		return "", nil, usageError("render: %v", err)
+	room, session, err := resolveSession(ctx, store, ref)
+	if err != nil {
+		return "", nil, err
 	}
-	return arg, func() {}, nil
+	tmp, err := os.MkdirTemp("", "tapedeck-render-in-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	dir := filepath.Join(tmp, room, session)
+	log.Info("fetching the session from storage", "store", store.String(), "room", room, "session", session)
+	if _, err := postcall.FetchSession(ctx, store, room, session, dir); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("render: fetch %s/%s from %s: %w", room, session, store, err)
+	}
+	return dir, cleanup, nil
+}
+
+func mustRel(base, path string) string {
+	r, err := filepath.Rel(base, path)
+	if err != nil {
+		return path
+	}
+	return r
 }
 
 // isTerminal reports whether w is a terminal.
