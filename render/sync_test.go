@@ -3,14 +3,13 @@ package render_test
 import (
 	"context"
 	"math"
-	"net"
-	"net/http"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/capture/capturetest"
 	"github.com/tapedeck/tapedeck/examples/publisher"
 	"github.com/tapedeck/tapedeck/internal/marks"
 	"github.com/tapedeck/tapedeck/render"
@@ -23,28 +22,10 @@ func recordCall(t *testing.T, pubs []publisher.Config, joins []time.Duration) (c
 	t.Helper()
 	log := testLogger(t)
 	ended := make(chan capture.SessionEnded, 4)
-	rec, err := capture.New(capture.Config{DataDir: t.TempDir(), Grace: 1500 * time.Millisecond, ICE: capture.ICEConfig{LoopbackOnly: true},
-		OnSessionEnd: func(s capture.SessionEnded) { ended <- s }}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := rec.Close(ctx); err != nil {
-			t.Errorf("close recorder: %v", err)
-		}
-	})
+	srv := capturetest.Start(t, capture.Config{Grace: 1500 * time.Millisecond, OnSessionEnd: func(s capture.SessionEnded) { ended <- s }}, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	endpoint := "http://" + ln.Addr().String() + "/whip/synctest"
+	endpoint := srv.Base + "/whip/synctest"
 	for i := range pubs {
 		pubs[i].Endpoint = endpoint
 		// Generate the media first, so that joins happen on time.
