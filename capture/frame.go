@@ -51,17 +51,15 @@ type assembler struct {
 	codec string
 	video bool
 
-	buf      []byte
-	cur      Frame
-	active   bool // a frame is being collected
-	broken   bool // the frame being collected lost a packet
-	needKey  bool // drop frames until a keyframe
-	h264     codecs.H264Packet
-	vp8      codecs.VP8Packet
-	vp9      codecs.VP9Packet
-	av1      codecs.AV1Depacketizer
-	dropped  int64 // frames dropped (incomplete or waiting for a keyframe)
-	complete int64
+	buf     []byte
+	cur     Frame
+	active  bool // a frame is being collected
+	broken  bool // the frame being collected lost a packet
+	needKey bool // drop frames until a keyframe
+	h264    codecs.H264Packet
+	vp8     codecs.VP8Packet
+	vp9     codecs.VP9Packet
+	av1     codecs.AV1Depacketizer
 }
 
 func newAssembler(codec string) (*assembler, error) {
@@ -84,13 +82,9 @@ func (a *assembler) push(r *Released, ts int64) (f Frame, ok bool, wantKey bool)
 		if len(p.Payload) == 0 {
 			return Frame{}, false, false
 		}
-		a.complete++
 		return Frame{RTP: ts, Keyframe: true, Data: p.Payload, Packets: 1, Arrival: r.Arrival}, true, false
 	}
 	if r.LostBefore > 0 {
-		if a.active {
-			a.dropped++
-		}
 		a.active = false
 		a.needKey = true
 		a.h264 = codecs.H264Packet{}
@@ -98,7 +92,6 @@ func (a *assembler) push(r *Released, ts int64) (f Frame, ok bool, wantKey bool)
 	}
 	if a.active && ts != a.cur.RTP {
 		// The previous frame never saw its marker bit.
-		a.dropped++
 		a.active = false
 		a.needKey = true
 		a.h264 = codecs.H264Packet{}
@@ -120,17 +113,14 @@ func (a *assembler) push(r *Released, ts int64) (f Frame, ok bool, wantKey bool)
 	}
 	a.active = false
 	if a.broken || len(a.buf) == 0 {
-		a.dropped++
 		a.needKey = true
 		return Frame{}, false, true
 	}
 	if a.needKey && !a.cur.Keyframe {
-		a.dropped++
 		return Frame{}, false, true
 	}
 	a.needKey = false
 	a.cur.Data = a.buf
-	a.complete++
 	return a.cur, true, false
 }
 

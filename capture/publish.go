@@ -61,7 +61,6 @@ func (r *Recorder) publish(ctx context.Context, room, participant, offer string)
 	p := &publish{id: newID(8), participant: participant, sess: s}
 	p.log = s.log.With("participant", participant, "publish", p.id)
 	s.publishes[p.id] = p
-	s.participants[participant] = true
 	if err := s.jr.append(&record{Type: recPublish, Publish: p.id, Participant: participant, Name: participant}); err != nil {
 		delete(s.publishes, p.id)
 		r.mu.Unlock()

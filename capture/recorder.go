@@ -185,12 +185,10 @@ type session struct {
 	log   *slog.Logger
 
 	// guarded by rec.mu
-	publishes    map[string]*publish
-	participants map[string]bool // participant IDs seen
-	lanes        map[string]int  // lane ID -> tracks so far
-	trackSeq     int
-	grace        *time.Timer
-	ending       bool
+	publishes map[string]*publish
+	trackSeq  int
+	grace     *time.Timer
+	ending    bool
 }
 
 // unixNS places an instant on the recorder's clock for the manifest: the
@@ -223,7 +221,7 @@ func (r *Recorder) sessionFor(room string) (*session, error) {
 	s := &session{
 		rec: r, room: room, id: id, dir: dir, start: now, jr: jr,
 		log:       r.log.With("room", room, "session", id),
-		publishes: map[string]*publish{}, participants: map[string]bool{}, lanes: map[string]int{},
+		publishes: map[string]*publish{},
 	}
 	if err := jr.append(&record{Type: recSession, At: now.UnixNano(), Room: room, Session: id}); err != nil {
 		jr.close()

@@ -110,7 +110,6 @@ func (p *publish) recordTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	if n := p.kinds[kind]; n > 1 {
 		lane = fmt.Sprintf("%s-%d", lane, n)
 	}
-	s.lanes[lane]++
 	r.mu.Unlock()
 
 	t := &trackRecorder{
