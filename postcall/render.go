@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Renderer renders one output of a session. sessionDir holds the session as recorded
