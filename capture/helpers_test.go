@@ -1,6 +1,7 @@
 package capture_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -48,10 +49,22 @@ func startRecorder(t *testing.T, cfg capture.Config) *recorderUnderTest {
 		cfg.DataDir = t.TempDir()
 	}
 	r := &recorderUnderTest{dataDir: cfg.DataDir, sessions: make(chan capture.SessionEnded, 8)}
-	cfg.OnSessionEnd = func(s capture.SessionEnded) { r.sessions <- s }
+	cfg.OnSessionEnd = func(_ context.Context, s capture.SessionEnded) { r.sessions <- s }
 	srv := capturetest.Start(t, cfg, testLogger(t))
 	r.rec, r.base = srv.Rec, srv.Base
 	return r
+}
+
+// closeOnCleanup closes rec when the test ends and fails it if Close does
+// (a cleanup's t.Context() is already cancelled: Close gets its own).
+func closeOnCleanup(t *testing.T, rec *capture.Recorder) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := rec.Close(ctx); err != nil {
+			t.Errorf("close recorder: %v", err)
+		}
+	})
 }
 
 func (r *recorderUnderTest) waitSession(t *testing.T, d time.Duration) capture.SessionEnded {

@@ -176,6 +176,10 @@ func (j *journal) sync() error {
 	return j.err
 }
 
+// errJournalClosed is what appending to a closed journal returns: a record
+// written after the session was finalized would be lost, so it is an error.
+var errJournalClosed = errors.New("capture: journal already closed")
+
 func (j *journal) close() error {
 	close(j.done)
 	j.wg.Wait()
@@ -183,6 +187,11 @@ func (j *journal) close() error {
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("capture: journal close: %w", cerr)
 	}
+	j.mu.Lock()
+	if j.err == nil {
+		j.err = errJournalClosed
+	}
+	j.mu.Unlock()
 	return err
 }
 

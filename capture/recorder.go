@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,12 +51,14 @@ type Config struct {
 	MaxPublishesPerRoom, MaxPublishes int
 	// ICE networking.
 	ICE ICEConfig
-	// OnSessionEnd, if set, is called (in its own goroutine) after a
-	// session's manifest has been written.
-	OnSessionEnd func(SessionEnded)
-	// OnSegmentClosed, if set, is called (in its own goroutine) when a
-	// track file is finished and will not be written again, so that it can
-	// be uploaded while the call goes on.
+	// OnSessionEnd, if set, is called after a session's manifest has been
+	// written, in a goroutine the recorder owns: Close waits for it. ctx
+	// ends when Close gives up waiting.
+	OnSessionEnd func(ctx context.Context, ended SessionEnded)
+	// OnSegmentClosed, if set, is called when a track file is finished and
+	// will not be written again, so that it can be uploaded while the call
+	// goes on. It is called on the track's receive path: it must not block
+	// (queue the work and return).
 	OnSegmentClosed func(SegmentClosed)
 }
 
@@ -105,10 +108,17 @@ type Recorder struct {
 	muxErr  error
 
 	mu       sync.Mutex
-	rooms    map[string]*session // the open session of each room
+	rooms    map[string]*session   // the open session of each room
+	open     map[*session]struct{} // every session not yet finalized
 	closed   bool
 	draining bool
-	pending  sync.WaitGroup // sessions being finalized, publishes ending
+
+	// tasks owns every goroutine the recorder starts itself: publishes
+	// ending, sessions being finalized and their hooks. Close waits for it.
+	tasks tasks
+	// hookCtx is given to OnSessionEnd; it ends when Close gives up.
+	hookCtx    context.Context
+	hookCancel context.CancelFunc
 
 	count    counters
 	auth     authLimiter
@@ -156,7 +166,8 @@ func New(cfg Config, log *slog.Logger) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg, log: log, api: api, mux: mux, rooms: map[string]*session{}, stop: make(chan struct{})}
+	r := &Recorder{cfg: cfg, log: log, api: api, mux: mux, rooms: map[string]*session{}, open: map[*session]struct{}{}, stop: make(chan struct{})}
+	r.hookCtx, r.hookCancel = context.WithCancel(context.Background())
 	r.count.freeBytes.Store(-1)
 	if f, err := freeBytes(cfg.DataDir); err == nil {
 		r.count.freeBytes.Store(f)
@@ -189,6 +200,7 @@ type session struct {
 	trackSeq  int
 	grace     *time.Timer
 	ending    bool
+	hooked    bool // manifest written, OnSessionEnd running
 }
 
 // unixNS places an instant on the recorder's clock for the manifest: the
@@ -228,12 +240,14 @@ func (r *Recorder) sessionFor(room string) (*session, error) {
 		return nil, err
 	}
 	r.rooms[room] = s
+	r.open[s] = struct{}{}
 	s.log.Info("session started", "dir", dir)
 	return s, nil
 }
 
 // publishEnded is called once a publish's tracks are all finished. When the
-// session has no publishers left, the grace period starts.
+// session has no publishers left, the grace period starts; on a closing
+// recorder the session is finalized at once.
 func (s *session) publishEnded(p *publish) {
 	r := s.rec
 	r.mu.Lock()
@@ -244,27 +258,33 @@ func (s *session) publishEnded(p *publish) {
 	}
 	if r.closed {
 		s.ending = true
-		r.pending.Add(1)
-		go func() { defer r.pending.Done(); s.finalize() }()
+		r.tasks.Go(s.finalize) // publishEnded runs in a task: never refused
 		return
 	}
 	s.grace = time.AfterFunc(r.cfg.Grace, func() {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		if s.ending || len(s.publishes) > 0 || r.rooms[s.room] != s {
-			r.mu.Unlock()
 			return
 		}
 		s.ending = true
-		r.pending.Add(1)
-		r.mu.Unlock()
-		defer r.pending.Done()
-		s.finalize()
+		if !r.tasks.Go(s.finalize) {
+			// Close has finished waiting: it finalized every session it
+			// knew of, so this one cannot be left.
+			s.log.Error("grace period ended after the recorder closed; the session is recovered at the next start")
+		}
 	})
 }
 
-// finalize ends the session: journal, manifest, hook.
+// finalize ends the session: journal, manifest, hook. It runs as one of the
+// recorder's tasks, after the session's last publish ended.
 func (s *session) finalize() {
 	r := s.rec
+	defer func() {
+		r.mu.Lock()
+		delete(r.open, s)
+		r.mu.Unlock()
+	}()
 	if err := s.jr.append(&record{Type: recSessionEnd}); err != nil {
 		s.log.Error("journal session end", "err", err)
 	}
@@ -286,52 +306,95 @@ func (s *session) finalize() {
 	}
 	s.log.Info("session ended", "manifest", filepath.Join(s.dir, ManifestName), "lanes", len(m.Lanes))
 	if r.cfg.OnSessionEnd != nil {
-		go r.cfg.OnSessionEnd(SessionEnded{Room: s.room, Session: s.id, Dir: s.dir, Manifest: m})
+		r.mu.Lock()
+		s.hooked = true
+		r.mu.Unlock()
+		r.cfg.OnSessionEnd(r.hookCtx, SessionEnded{Room: s.room, Session: s.id, Dir: s.dir, Manifest: m})
 	}
 }
 
+// closeGrace is how long Close still waits, once its context has ended and
+// the media socket is closed, for the work that socket was holding up.
+const closeGrace = 2 * time.Second
+
 // Close stops accepting publishes, ends every publish, finalizes every open
-// session and waits for that, or for ctx.
+// session and waits for all of it, or for ctx. Whatever happens it releases
+// the media socket and the disk watcher. If ctx ends first, it closes the
+// socket (so that tracks stop waiting for packets), cancels the session hooks,
+// waits a little longer, and returns an error naming the sessions it
+// abandoned: their journals stay on disk and the next start (or `tapedeck
+// recover`) rebuilds their manifests.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
-	var pubs []*publish
-	var idle []*session
 	for _, s := range r.rooms {
 		for _, p := range s.publishes {
-			pubs = append(pubs, p)
+			r.tasks.Go(func() { p.end(errClosing) })
 		}
 		if len(s.publishes) == 0 && !s.ending {
 			if s.grace != nil {
 				s.grace.Stop()
+				s.grace = nil
 			}
 			s.ending = true
-			idle = append(idle, s)
+			r.tasks.Go(s.finalize)
 		}
 	}
 	r.mu.Unlock()
-	for _, p := range pubs {
-		p.end("recorder closing")
+	var errs []error
+	if err := r.tasks.Wait(ctx); err != nil {
+		r.closeMux()
+		r.hookCancel()
+		gctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		err2 := r.tasks.Wait(gctx)
+		cancel()
+		if err2 != nil {
+			errs = append(errs, fmt.Errorf("capture: close: %w; abandoned %s", err, r.unfinished()))
+		} else {
+			r.log.Warn("close: finished after its deadline, once the media socket was closed", "err", err)
+		}
 	}
-	for _, s := range idle {
-		r.pending.Add(1)
-		go func() { defer r.pending.Done(); s.finalize() }()
+	r.hookCancel()
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.watchers.Wait()
+	if err := r.closeMux(); err != nil {
+		errs = append(errs, err)
 	}
-	done := make(chan struct{})
-	go func() { r.pending.Wait(); close(done) }()
-	select {
-	case <-done:
-		r.stopOnce.Do(func() { close(r.stop) })
-		r.watchers.Wait()
-		r.muxOnce.Do(func() {
-			if err := r.mux.Close(); err != nil {
-				r.muxErr = fmt.Errorf("capture: close media socket: %w", err)
-			}
-		})
-		return r.muxErr
-	case <-ctx.Done():
-		return fmt.Errorf("capture: close: %w", ctx.Err())
+	return errors.Join(errs...)
+}
+
+// closeMux closes the media socket once and returns that close's error.
+func (r *Recorder) closeMux() error {
+	r.muxOnce.Do(func() {
+		if err := r.mux.Close(); err != nil {
+			r.muxErr = fmt.Errorf("capture: close media socket: %w", err)
+		}
+	})
+	return r.muxErr
+}
+
+// unfinished names the sessions not yet finalized and their publishes.
+func (r *Recorder) unfinished() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for s := range r.open {
+		desc := s.room + "/" + s.id
+		switch n := len(s.publishes); {
+		case s.hooked:
+			desc += " (manifest written; its session-end hook is still running)"
+		case n > 0:
+			desc += fmt.Sprintf(" (%d publishes still ending; the journal stays and the next start recovers it)", n)
+		default:
+			desc += " (finalizing; the journal stays and the next start recovers it)"
+		}
+		out = append(out, desc)
 	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "no session (only hooks)"
+	}
+	return "sessions " + strings.Join(out, ", ")
 }
 
 // Drain stops accepting publishes (503) and lets the running ones go on;
@@ -353,11 +416,11 @@ func (r *Recorder) Sessions() []SessionInfo {
 		si := SessionInfo{Room: s.room, Session: s.id, Dir: s.dir, Started: s.start, Ending: s.ending}
 		for _, p := range s.publishes {
 			pi := PublishInfo{ID: p.id, Participant: p.participant}
-			p.tmu.Lock()
+			p.mu.Lock()
 			for _, t := range p.live {
 				pi.Tracks = append(pi.Tracks, TrackInfo{ID: t.id, Lane: t.lane, Kind: string(t.kind), Codec: t.codec.Name, SSRC: t.ssrc})
 			}
-			p.tmu.Unlock()
+			p.mu.Unlock()
 			sort.Slice(pi.Tracks, func(i, j int) bool { return pi.Tracks[i].ID < pi.Tracks[j].ID })
 			si.Publishes = append(si.Publishes, pi)
 		}
@@ -398,12 +461,13 @@ type TrackInfo struct {
 var ErrNoSession = errors.New("no session is being recorded in that room")
 
 // StopSession ends every publish of the room's session and finalizes it
-// now, without waiting for the grace period.
+// now, without waiting for the grace period. It returns at once; the
+// session's hook says when it is finalized.
 func (r *Recorder) StopSession(room string) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	s := r.rooms[room]
-	if s == nil || s.ending {
-		r.mu.Unlock()
+	if s == nil || s.ending || r.closed {
 		return fmt.Errorf("capture: stop %s: %w", room, ErrNoSession)
 	}
 	var pubs []*publish
@@ -415,11 +479,11 @@ func (r *Recorder) StopSession(room string) error {
 		s.grace = nil
 	}
 	s.ending = true // publishEnded will not start a grace period
-	r.pending.Add(1)
-	r.mu.Unlock()
-	for _, p := range pubs {
-		p.end("session stopped by an operator")
-	}
-	go func() { defer r.pending.Done(); s.finalize() }()
+	r.tasks.Go(func() {
+		for _, p := range pubs {
+			p.end(errStopped)
+		}
+		s.finalize()
+	})
 	return nil
 }

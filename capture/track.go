@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -139,23 +140,29 @@ func (p *publish) recordTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	t.log.Info("track started", "ssrc", t.ssrc)
 	r.count.activeTracks.Add(1)
 	defer r.count.activeTracks.Add(-1)
-	p.tmu.Lock()
+	p.mu.Lock()
 	if p.live == nil {
 		p.live = map[string]*trackRecorder{}
 	}
 	p.live[t.id] = t
-	p.tmu.Unlock()
+	p.mu.Unlock()
 	defer func() {
-		p.tmu.Lock()
+		p.mu.Lock()
 		delete(p.live, t.id)
-		p.tmu.Unlock()
+		p.mu.Unlock()
 	}()
 	// A keyframe at the start of every file: ask for one now.
 	t.requestKeyframe(time.Now())
-	done := make(chan struct{})
-	go t.readRTCP(receiver, done)
+	var rtcpDone sync.WaitGroup
+	rtcpDone.Go(func() { t.readRTCP(receiver) })
 	t.readRTP(remote)
-	close(done)
+	// The track has ended, so has its receiver; stopping it again makes
+	// sure the RTCP reader returns before the track is journaled as done.
+	if err := receiver.Stop(); err != nil {
+		t.log.Debug("stop receiver", "err", err)
+	}
+	rtcpDone.Wait()
+	t.finish()
 }
 
 // readerOf drains a track when it is not recorded, so pion does not block.
@@ -202,6 +209,12 @@ func (t *trackRecorder) readRTP(remote *webrtc.TrackRemote) {
 			t.lastStats = now
 		}
 	}
+}
+
+// finish writes out what the jitter buffer still holds, closes the file and
+// journals the track's last statistics.
+func (t *trackRecorder) finish() {
+	var rel Released
 	for t.jitter.Drain(&rel) {
 		t.handle(&rel)
 	}
@@ -309,7 +322,7 @@ func (t *trackRecorder) flushStats(final bool) {
 }
 
 func (t *trackRecorder) requestKeyframe(now time.Time) {
-	if t.kind != timeline.Video || now.Sub(t.lastPLI) < pliMinInterval || t.p.pc == nil {
+	if t.kind != timeline.Video || now.Sub(t.lastPLI) < pliMinInterval {
 		return
 	}
 	t.lastPLI = now
@@ -441,13 +454,13 @@ func (t *trackRecorder) closeSegment() {
 	}
 	if hook := t.cfg.OnSegmentClosed; hook != nil {
 		s := t.p.sess
-		ev := SegmentClosed{Room: s.room, Session: s.id, Dir: s.dir, Path: sg.path, Lane: t.lane, Track: t.id, Bytes: sg.w.Bytes()}
-		go hook(ev)
+		hook(SegmentClosed{Room: s.room, Session: s.id, Dir: s.dir, Path: sg.path, Lane: t.lane, Track: t.id, Bytes: sg.w.Bytes()})
 	}
 }
 
-// readRTCP journals the sender reports of the track's SSRC.
-func (t *trackRecorder) readRTCP(receiver *webrtc.RTPReceiver, done <-chan struct{}) {
+// readRTCP journals the sender reports of the track's SSRC until the
+// receiver stops.
+func (t *trackRecorder) readRTCP(receiver *webrtc.RTPReceiver) {
 	for {
 		pkts, _, err := receiver.ReadRTCP()
 		if err != nil {
@@ -465,11 +478,6 @@ func (t *trackRecorder) readRTCP(receiver *webrtc.RTPReceiver, done <-chan struc
 			}}); err != nil {
 				t.log.Error("journal sender report", "err", err)
 			}
-		}
-		select {
-		case <-done:
-			return
-		default:
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pion/sdp/v3"
-	"github.com/pion/webrtc/v4"
 )
 
 // MaxOfferBytes is the largest SDP offer accepted.
@@ -143,10 +142,25 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 	p, answer, err := r.publish(req.Context(), room, participant, string(body))
 	if err != nil {
 		var bad *badOfferError
+		var interrupted *interruptedError
 		switch {
+		case errors.Is(err, errClosing):
+			// Refused, or ended during setup, because the recorder is
+			// shutting down: another recorder, or this one later.
+			r.count.refused.Add(1)
+			retryAfter(w, 30*time.Second)
+			http.Error(w, "publish refused: the recorder is shutting down", http.StatusServiceUnavailable)
+		case errors.As(err, &interrupted):
+			// A newer publish of the same participant (or an operator)
+			// ended this one before it was answered.
+			http.Error(w, interrupted.Error(), http.StatusConflict)
 		case errors.As(err, &bad):
 			http.Error(w, bad.Error(), http.StatusBadRequest)
-		case errors.Is(err, errClosed), errors.Is(err, errDraining), errors.Is(err, errDiskLow), errors.Is(err, errTooMany):
+		case req.Context().Err() != nil:
+			// The client hung up while its publish was being set up;
+			// nobody reads an answer.
+			r.log.Info("publish abandoned by its client during setup", "room", room, "participant", participant, "err", err)
+		case errors.Is(err, errDraining), errors.Is(err, errDiskLow), errors.Is(err, errTooMany):
 			r.count.refused.Add(1)
 			retryAfter(w, 30*time.Second)
 			http.Error(w, "publish refused: "+err.Error(), http.StatusServiceUnavailable)
@@ -178,7 +192,8 @@ func (r *Recorder) handleDelete(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no such publish", http.StatusNotFound)
 		return
 	}
-	go p.end("client ended (DELETE)")
+	// The answer waits until the publish's files are closed and journaled.
+	p.end(errDeleted)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -220,14 +235,4 @@ func checkOffer(b []byte) error {
 		}
 	}
 	return fmt.Errorf("SDP offer has no codec tapedeck records (offered %s; accepted: opus, vp8, vp9, h264, av1)", strings.Join(offered, ", "))
-}
-
-// waitGathering waits for ICE gathering with a bound.
-func waitGathering(pc *webrtc.PeerConnection, d time.Duration) error {
-	select {
-	case <-webrtc.GatheringCompletePromise(pc):
-		return nil
-	case <-time.After(d):
-		return errors.New("ICE gathering did not complete")
-	}
 }

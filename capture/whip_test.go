@@ -44,7 +44,7 @@ func TestWHIPBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = rec.Close(t.Context()) })
+	closeOnCleanup(t, rec)
 	srv := httptest.NewServer(rec.Handler())
 	defer srv.Close()
 	offer := validOffer(t)
@@ -154,7 +154,7 @@ func TestAuthRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = rec.Close(t.Context()) })
+	closeOnCleanup(t, rec)
 	srv := httptest.NewServer(rec.Handler())
 	defer srv.Close()
 	do := func(token string) *http.Response {

@@ -89,11 +89,13 @@ func (p *Pipeline) SegmentClosed(ev capture.SegmentClosed) {
 	p.uploader.SegmentClosed(ev)
 }
 
-// SessionEnded enqueues a finished session's job; use it as capture.Config.OnSessionEnd (it logs
-// errors: a session whose job could not be enqueued is enqueued again by EnqueueUnfinished at the
-// next start).
-func (p *Pipeline) SessionEnded(ev capture.SessionEnded) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// SessionEnded enqueues a finished session's job; use it as capture.Config.OnSessionEnd. It starts
+// no goroutine and returns when the job is enqueued, when ctx ends, or within 30 s. It logs errors: a
+// session whose job could not be enqueued is enqueued by EnqueueUnfinished at the next start. This
+// covers a hook that runs after the pipeline stopped and its NATS connection closed: the publish
+// fails at once and says so.
+func (p *Pipeline) SessionEnded(ctx context.Context, ev capture.SessionEnded) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := p.Enqueue(ctx, ev.Room, ev.Session, ev.Dir); err != nil {
 		p.log.Error("post-call job not enqueued; it is at the next start", "room", ev.Room, "session", ev.Session, "err", err)
@@ -183,13 +185,16 @@ func (p *Pipeline) consume(ctx context.Context, c jetstream.Consumer, slots int,
 		case <-ctx.Done():
 			return
 		}
-		msg, err := c.Next(jetstream.FetchMaxWait(pollWait))
+		// The fetch ends with ctx, so that a stopping pipeline does not wait for the poll.
+		fctx, fcancel := context.WithTimeout(ctx, pollWait)
+		msg, err := c.Next(jetstream.FetchContext(fctx))
+		fcancel()
 		if err != nil {
 			<-sem
 			if ctx.Err() != nil {
 				return
 			}
-			if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 				p.log.Warn("fetching a job failed", "err", err)
 				select {
 				case <-time.After(time.Second):
@@ -240,7 +245,7 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 	case ctx.Err() != nil:
 		outcome = OutcomeInterrupted
 		log.Info("job interrupted; it runs again", "err", err)
-		_ = msg.Nak()
+		p.handBack(actx, msg, log)
 	case isPermanent(err) || int(md.NumDelivered) >= p.cfg.MaxDeliver:
 		outcome = OutcomeFailed
 		log.Error("post-call job failed for good", "err", err)
@@ -262,6 +267,19 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 			log.Error("recording the failure", "err", serr)
 		}
 		_ = msg.NakWithDelay(d)
+	}
+}
+
+// handBack returns an interrupted job's message for redelivery at once and waits (up to 2 s) for
+// the server to confirm it. The NAK carries a 1 ms delay because only a delayed NAK is written into
+// the consumer's stored state: after a plain one, a server restarted with this process (the
+// embedded one) would hold the job back for AckWait.
+func (p *Pipeline) handBack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // NATS may be away: do not hold the stop up
+	defer cancel()
+	body := fmt.Appendf(nil, `-NAK {"delay": %d}`, time.Millisecond.Nanoseconds())
+	if _, err := p.js.Conn().RequestWithContext(ctx, msg.Reply(), body); err != nil {
+		log.Warn("handing the job back was not confirmed; it runs again after the ack wait", "err", err)
 	}
 }
 

@@ -75,7 +75,7 @@ func TestCallStoredRenderedNotified(t *testing.T) {
 			}
 			p.SegmentClosed(ev)
 		},
-		OnSessionEnd: func(ev capture.SessionEnded) {
+		OnSessionEnd: func(ctx context.Context, ev capture.SessionEnded) {
 			for _, rel := range postcall.SegmentPaths(ev.Manifest) {
 				if !sumOnce(ev.Dir, rel) {
 					t.Errorf("segment %s is neither on disk nor seen closed", rel)
@@ -86,7 +86,7 @@ func TestCallStoredRenderedNotified(t *testing.T) {
 					mu.Unlock()
 				}
 			}
-			p.SessionEnded(ev)
+			p.SessionEnded(ctx, ev)
 			ended <- ev
 		},
 	})

@@ -112,7 +112,7 @@ func TestWorkerKilledMidRender(t *testing.T) {
 	ended := make(chan capture.SessionEnded, 1)
 	rec := startRecorder(t, capture.Config{
 		DataDir: t.TempDir(), Grace: 500 * time.Millisecond, OnSegmentClosed: p.SegmentClosed,
-		OnSessionEnd: func(ev capture.SessionEnded) { p.SessionEnded(ev); ended <- ev },
+		OnSessionEnd: func(ctx context.Context, ev capture.SessionEnded) { p.SessionEnded(ctx, ev); ended <- ev },
 	})
 	publish(t, rec.base+"/whip/review", "bob", 3*time.Second)
 	s := waitSession(t, ended, 30*time.Second)

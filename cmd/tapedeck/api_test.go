@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,11 +20,17 @@ import (
 func TestControlAPI(t *testing.T) {
 	ended := make(chan capture.SessionEnded, 1)
 	rec, err := capture.New(capture.Config{DataDir: t.TempDir(), Grace: time.Minute, MinFreeBytes: 32 << 20, HardFloorBytes: 8 << 20,
-		ICE: capture.ICEConfig{LoopbackOnly: true}, OnSessionEnd: func(s capture.SessionEnded) { ended <- s }}, slog.New(slog.DiscardHandler))
+		ICE: capture.ICEConfig{LoopbackOnly: true}, OnSessionEnd: func(_ context.Context, s capture.SessionEnded) { ended <- s }}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = rec.Close(t.Context()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := rec.Close(ctx); err != nil {
+			t.Errorf("close recorder: %v", err)
+		}
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/whip/", rec.Handler())
 	controlAPI(mux, rec, nil, "", "adm1n", false, slog.New(slog.DiscardHandler))

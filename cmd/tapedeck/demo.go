@@ -65,7 +65,7 @@ func runDemo(ctx context.Context, data string, length time.Duration, post *pipel
 	rec, err := capture.New(capture.Config{
 		DataDir: data, Grace: 2 * time.Second, SegmentDuration: length / 2,
 		ICE:             capture.ICEConfig{LoopbackOnly: true},
-		OnSessionEnd:    func(s capture.SessionEnded) { jobs.SessionEnded(s); ended <- s },
+		OnSessionEnd:    func(ctx context.Context, s capture.SessionEnded) { jobs.SessionEnded(ctx, s); ended <- s },
 		OnSegmentClosed: jobs.SegmentClosed,
 	}, log)
 	if err != nil {
@@ -76,8 +76,9 @@ func runDemo(ctx context.Context, data string, length time.Duration, post *pipel
 		return fmt.Errorf("demo: %w", err)
 	}
 	srv := &http.Server{Handler: rec.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Close(); <-served }()
 	endpoint := "http://" + ln.Addr().String() + "/whip/demo"
 	say("recording a %v demo call at %s into %s\n", length, endpoint, data)
 

@@ -24,7 +24,7 @@ func TestRenderFromAndToStorage(t *testing.T) {
 	defer cancel()
 	ended := make(chan capture.SessionEnded, 1)
 	data := t.TempDir()
-	srv := capturetest.Start(t, capture.Config{DataDir: data, Grace: time.Second, OnSessionEnd: func(s capture.SessionEnded) { ended <- s }},
+	srv := capturetest.Start(t, capture.Config{DataDir: data, Grace: time.Second, OnSessionEnd: func(_ context.Context, s capture.SessionEnded) { ended <- s }},
 		slog.New(slog.DiscardHandler))
 	cfg := publisher.Config{Endpoint: srv.Base + "/whip/stored", Participant: "lee", Duration: 3 * time.Second, Video: publisher.VP8,
 		Audio: true, Width: 320, Height: 240, Bitrate: 300_000}

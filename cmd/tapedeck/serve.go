@@ -137,10 +137,16 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("tapedeck serving", "whip", "http://"+ln.Addr().String()+"/whip/{room}?participant={name}",
 		"publish_page", "http://"+ln.Addr().String()+"/publish/", "data", cfg.DataDir)
+	var serveErr error
+	served := false
 	select {
 	case err := <-errc:
+		served = true
 		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
+			// The listener failed: stop taking publishes, and finalize
+			// what is being recorded before reporting it.
+			serveErr = fmt.Errorf("serve: %w", err)
+			log.Error("the HTTP server stopped; finalizing the sessions being recorded", "err", err)
 		}
 	case <-ctx.Done():
 	}
@@ -171,12 +177,15 @@ wait:
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	if !served {
+		<-errc // Serve has returned
+	}
 	if err := rec.Close(sctx); err != nil {
-		return fmt.Errorf("serve: drain: %w (unfinished sessions are recovered at the next start)", err)
+		return errors.Join(serveErr, fmt.Errorf("serve: drain: %w", err))
 	}
 	// Sessions that ended while draining: their jobs, if the hook did not enqueue them yet.
 	if _, err := jobs.EnqueueUnfinished(sctx, cfg.DataDir); err != nil {
 		log.Error("some sessions' post-call jobs could not be enqueued; they are at the next start", "err", err)
 	}
-	return nil
+	return serveErr
 }

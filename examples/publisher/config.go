@@ -47,6 +47,9 @@ type Config struct {
 	MediaDir string
 	// FFmpeg is the path of the ffmpeg binary; "ffmpeg" when empty.
 	FFmpeg string
+	// BeforePost, if set, is called once the offer is ready, just before it
+	// is POSTed; tests use it to send several POSTs at the same instant.
+	BeforePost func()
 }
 
 const (

@@ -356,6 +356,9 @@ func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (
 		return res, fmt.Errorf("publisher: gathering ICE candidates took more than %v", gatherTimeout)
 	}
 
+	if s.cfg.BeforePost != nil {
+		s.cfg.BeforePost()
+	}
 	answer, location, err := whipPost(ctx, s.http, s.endpoint, s.cfg.Token, s.pc.LocalDescription().SDP)
 	if err != nil {
 		return res, err

@@ -38,7 +38,8 @@ func whipPost(ctx context.Context, client *http.Client, endpoint *url.URL, token
 		return "", nil, fmt.Errorf("publisher: WHIP POST %s: reading the answer: %w", endpoint.Redacted(), err)
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: %s, want 201 Created: %s", endpoint.Redacted(), resp.Status, excerpt(body))
+		return "", nil, fmt.Errorf("publisher: WHIP POST %s: %w", endpoint.Redacted(),
+			&StatusError{Code: resp.StatusCode, Status: resp.Status, Body: excerpt(body), RetryAfter: resp.Header.Get("Retry-After")})
 	}
 	if len(body) > maxAnswerBytes {
 		return "", nil, fmt.Errorf("publisher: WHIP POST %s: answer longer than %d bytes", endpoint.Redacted(), maxAnswerBytes)
@@ -98,6 +99,18 @@ func excerpt(body []byte) string {
 		s = s[:cut] + "…"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// StatusError is a WHIP POST answered with something else than 201 Created.
+type StatusError struct {
+	Code       int    // the HTTP status code
+	Status     string // e.g. "409 Conflict"
+	Body       string // the start of the body, quoted
+	RetryAfter string // the Retry-After header, if any
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s, want 201 Created: %s", e.Status, e.Body)
 }
 
 var errNotConnected = errors.New("publisher: the peer connection did not connect")
