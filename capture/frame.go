@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp/codecs"
+	"github.com/tapedeck/tapedeck/capture/mkv"
 )
 
 // Frame is one coded video frame or audio packet, reassembled from RTP.
@@ -174,8 +175,8 @@ func (a *assembler) depacketize(payload []byte) error {
 			case 5:
 				a.cur.Keyframe = true
 			case 7:
-				if w, h, err := h264Size(nal); err == nil {
-					a.cur.Width, a.cur.Height = w, h
+				if sps, err := mkv.ParseSPS(nal); err == nil {
+					a.cur.Width, a.cur.Height = sps.Width, sps.Height
 				}
 			}
 		})

@@ -46,7 +46,10 @@ func Recover(dataDir string, log *slog.Logger) ([]SessionEnded, error) {
 }
 
 // RecoverSession rebuilds and writes the manifest of one session folder
-// from its journal and files, whether or not it has a manifest already.
+// from its journal and files, whether or not it has a manifest already. It
+// writes only a manifest that validates: a journal Compact refuses (its error
+// wraps ErrInvalidJournal and names the record) leaves any existing manifest
+// untouched.
 func RecoverSession(dir string) (SessionEnded, error) {
 	m, err := Compact(dir)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 )
 
@@ -241,6 +242,11 @@ func (m *Manifest) Validate() error {
 				return bad("lane %q track %q: clock_rate %d", l.ID, t.ID, t.Codec.ClockRate)
 			}
 			for i, s := range t.Segments {
+				// Paths are read relative to the session folder (or
+				// storage prefix): never absolute, never upwards.
+				if !fs.ValidPath(s.Path) || s.Path == "." {
+					return bad("lane %q track %q segment %d: path %q is not a relative path inside the session", l.ID, t.ID, i, s.Path)
+				}
 				if s.LastRTP < s.FirstRTP {
 					return bad("lane %q track %q segment %d: last_rtp before first_rtp", l.ID, t.ID, i)
 				}

@@ -188,19 +188,6 @@ func TestNALs(t *testing.T) {
 	}
 }
 
-func TestParseSPS(t *testing.T) {
-	info, ok := parseSPS(testSPS[4:])
-	if !ok {
-		t.Fatal("parseSPS failed")
-	}
-	if info.width != 320 || info.height != 240 || info.profile != 66 {
-		t.Errorf("SPS = %+v, want 320x240 profile 66", info)
-	}
-	for n := 0; n < len(testSPS)-4; n++ {
-		parseSPS(testSPS[4 : 4+n]) // must not panic
-	}
-}
-
 func TestAVCConfig(t *testing.T) {
 	sps, pps := paramSets(append(append(append([]byte{}, testSPS...), testPPS...), testSPS...))
 	if len(sps) != 1 || len(pps) != 1 {
@@ -255,109 +242,5 @@ func TestAV1Config(t *testing.T) {
 	}
 	for n := 0; n < len(testAV1SeqHeader)-2; n++ {
 		parseAV1SeqHeader(testAV1SeqHeader[2 : 2+n]) // must not panic
-	}
-}
-
-// ue and se write H.264 Exp-Golomb codes.
-func (w *bitWriter) ue(v uint64) {
-	n := 0
-	for (v+1)>>uint(n) > 1 {
-		n++
-	}
-	w.put(0, n)
-	w.put(v+1, n+1)
-}
-
-func (w *bitWriter) se(v int64) {
-	if v > 0 {
-		w.ue(uint64(2*v - 1))
-	} else {
-		w.ue(uint64(-2 * v))
-	}
-}
-
-// escapeRBSP inserts emulation prevention bytes.
-func escapeRBSP(rbsp []byte) []byte {
-	var out []byte
-	zeros := 0
-	for _, c := range rbsp {
-		if zeros >= 2 && c <= 3 {
-			out = append(out, 3)
-			zeros = 0
-		}
-		out = append(out, c)
-		if c == 0 {
-			zeros++
-		} else {
-			zeros = 0
-		}
-	}
-	return out
-}
-
-// An interlaced 1080i High profile SPS with scaling lists, picture order
-// count type 1 and bottom cropping exercises the rest of the parser.
-func TestParseSPSHigh(t *testing.T) {
-	var w bitWriter
-	w.put(100, 8) // profile_idc
-	w.put(0, 8)   // constraint flags
-	w.put(40, 8)  // level_idc
-	w.ue(0)       // seq_parameter_set_id
-	w.ue(1)       // chroma_format_idc 4:2:0
-	w.ue(2)       // bit_depth_luma_minus8
-	w.ue(2)       // bit_depth_chroma_minus8
-	w.put(0, 1)   // qpprime_y_zero_transform_bypass_flag
-	w.put(1, 1)   // seq_scaling_matrix_present_flag
-	for i := 0; i < 8; i++ {
-		switch i {
-		case 0: // 4x4 list ending at once: delta -8 makes next 0
-			w.put(1, 1)
-			w.se(-8)
-		case 6: // 8x8 list of 64 explicit entries
-			w.put(1, 1)
-			for j := 0; j < 64; j++ {
-				w.se(int64(j%3) - 1)
-			}
-		default:
-			w.put(0, 1)
-		}
-	}
-	w.ue(0)     // log2_max_frame_num_minus4
-	w.ue(1)     // pic_order_cnt_type
-	w.put(0, 1) // delta_pic_order_always_zero_flag
-	w.se(-1)    // offset_for_non_ref_pic
-	w.se(2)     // offset_for_top_to_bottom_field
-	w.ue(2)     // num_ref_frames_in_pic_order_cnt_cycle
-	w.se(1)     // offset_for_ref_frame[0]
-	w.se(-1)    // offset_for_ref_frame[1]
-	w.ue(4)     // max_num_ref_frames
-	w.put(0, 1) // gaps_in_frame_num_value_allowed_flag
-	w.ue(119)   // pic_width_in_mbs_minus1: 1920
-	w.ue(33)    // pic_height_in_map_units_minus1: 34 field MB rows = 1088
-	w.put(0, 1) // frame_mbs_only_flag
-	w.put(1, 1) // mb_adaptive_frame_field_flag
-	w.put(1, 1) // direct_8x8_inference_flag
-	w.put(1, 1) // frame_cropping_flag
-	w.ue(0)     // left
-	w.ue(0)     // right
-	w.ue(0)     // top
-	w.ue(2)     // bottom: 2 units of 4 lines
-	w.put(0, 1) // vui_parameters_present_flag
-	w.put(1, 1) // rbsp_stop_one_bit
-	nal := append([]byte{0x67}, escapeRBSP(w.bytes())...)
-	info, ok := parseSPS(nal)
-	if !ok {
-		t.Fatal("parseSPS failed")
-	}
-	want := spsInfo{profile: 100, chromaFormat: 1, bitDepthLuma: 10, bitDepthChroma: 10, width: 1920, height: 1080}
-	if info != want {
-		t.Errorf("SPS = %+v, want %+v", info, want)
-	}
-	rec, _, _, err := avcConfig([][]byte{nal}, [][]byte{{0x68, 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ext := rec[len(rec)-4:]; !bytes.Equal(ext, []byte{0xFD, 0xFA, 0xFA, 0}) {
-		t.Errorf("High profile avcC extension = % x, want fd fa fa 00", ext)
 	}
 }

@@ -118,16 +118,17 @@ func avcConfig(sps, pps [][]byte) (rec []byte, width, height int, err error) {
 		rec = binary.BigEndian.AppendUint16(rec, uint16(len(p)))
 		rec = append(rec, p...)
 	}
-	info, ok := parseSPS(sps[0])
-	if ok && highProfile(info.profile) {
+	info, err := ParseSPS(sps[0])
+	if err != nil {
+		// The record is still right; only the size is not known.
+		return rec, 0, 0, nil
+	}
+	if highProfile(info.Profile) {
 		// The High profile extension carries chroma format and bit depths.
-		rec = append(rec, 0xFC|byte(info.chromaFormat), 0xF8|byte(info.bitDepthLuma-8),
-			0xF8|byte(info.bitDepthChroma-8), 0)
+		rec = append(rec, 0xFC|byte(info.ChromaFormat), 0xF8|byte(info.BitDepthLuma-8),
+			0xF8|byte(info.BitDepthChroma-8), 0)
 	}
-	if ok {
-		width, height = info.width, info.height
-	}
-	return rec, width, height, nil
+	return rec, info.Width, info.Height, nil
 }
 
 // highProfile reports whether an SPS of this profile_idc carries
@@ -140,13 +141,150 @@ func highProfile(p int) bool {
 	return false
 }
 
-// spsInfo is what tapedeck needs from an H.264 SPS.
-type spsInfo struct {
-	profile        int
-	chromaFormat   int
-	bitDepthLuma   int
-	bitDepthChroma int
-	width, height  int
+// SPS is what tapedeck reads from an H.264 sequence parameter set: what the
+// Matroska track header and its avcC record announce, and the size of the
+// pictures a decoder outputs.
+type SPS struct {
+	Profile     int // profile_idc: 66 Baseline, 77 Main, 100 High, 110 High 10, 122 High 4:2:2, ...
+	Constraints int // the byte of constraint_set0..5 flags between profile_idc and level_idc
+	Level       int // level_idc: ten times the level (31 is level 3.1)
+
+	ChromaFormat   int // chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4
+	BitDepthLuma   int // 8 to 14
+	BitDepthChroma int // 8 to 14
+
+	// FrameMBsOnly is false when the stream may code fields (interlaced):
+	// its height is then counted in pairs of field macroblock rows.
+	FrameMBsOnly bool
+
+	// Width and Height are the picture size after the SPS's frame cropping.
+	// A cropping window that leaves no picture is ignored, as FFmpeg does.
+	Width, Height int
+}
+
+// maxMBs is the largest picture width, and height, in macroblocks that any
+// H.264 level allows: Sqrt(MaxFS * 8) with the MaxFS of level 6.2, 139264
+// (H.264 A.3.1 items f and g).
+const maxMBs = 1055
+
+// ParseSPS reads an H.264 sequence parameter set NAL unit (with its one-byte
+// NAL header, without start code) up to its frame cropping (H.264 section
+// 7.3.2.1.1). The VUI parameters that may follow carry nothing tapedeck uses
+// and are not read.
+func ParseSPS(nal []byte) (SPS, error) {
+	bad := func(format string, args ...any) (SPS, error) {
+		return SPS{}, fmt.Errorf("mkv: h264 sps: "+format, args...)
+	}
+	if len(nal) < 4 {
+		return bad("%d bytes, too short", len(nal))
+	}
+	if t := nal[0] & 0x1F; t != nalSPS {
+		return bad("NAL unit type %d, want %d", t, nalSPS)
+	}
+	r := bitReader{b: unescapeRBSP(nal[1:])}
+	info := SPS{ChromaFormat: 1, BitDepthLuma: 8, BitDepthChroma: 8}
+	info.Profile = int(r.u(8))
+	info.Constraints = int(r.u(8))
+	info.Level = int(r.u(8))
+	if id := r.ue(); id > 31 {
+		return bad("seq_parameter_set_id %d, want 0 to 31", id)
+	}
+	separateColourPlane := false
+	if highProfile(info.Profile) {
+		cf := r.ue()
+		if cf > 3 {
+			return bad("chroma_format_idc %d, want 0 to 3", cf)
+		}
+		info.ChromaFormat = int(cf)
+		if cf == 3 {
+			separateColourPlane = r.flag()
+		}
+		luma, chroma := r.ue(), r.ue()
+		if luma > 6 || chroma > 6 {
+			return bad("bit depths %d and %d, want 8 to 14", luma+8, chroma+8)
+		}
+		info.BitDepthLuma, info.BitDepthChroma = int(luma)+8, int(chroma)+8
+		r.u(1)        // qpprime_y_zero_transform_bypass_flag
+		if r.flag() { // seq_scaling_matrix_present_flag
+			lists := 8
+			if cf == 3 {
+				lists = 12
+			}
+			for i := 0; i < lists && r.ok(); i++ {
+				if r.flag() {
+					size := 16
+					if i >= 6 {
+						size = 64
+					}
+					skipScalingList(&r, size)
+				}
+			}
+		}
+	}
+	r.ue() // log2_max_frame_num_minus4
+	poc := r.ue()
+	switch poc { // pic_order_cnt_type
+	case 0:
+		r.ue() // log2_max_pic_order_cnt_lsb_minus4
+	case 1:
+		r.u(1) // delta_pic_order_always_zero_flag
+		r.se() // offset_for_non_ref_pic
+		r.se() // offset_for_top_to_bottom_field
+		n := r.ue()
+		if n > 255 {
+			return bad("num_ref_frames_in_pic_order_cnt_cycle %d, want 0 to 255", n)
+		}
+		for i := uint64(0); i < n && r.ok(); i++ {
+			r.se() // offset_for_ref_frame
+		}
+	case 2:
+	default:
+		if r.ok() {
+			return bad("pic_order_cnt_type %d, want 0 to 2", poc)
+		}
+	}
+	r.ue() // max_num_ref_frames
+	r.u(1) // gaps_in_frame_num_value_allowed_flag
+	wMBs := r.ue() + 1
+	hMapUnits := r.ue() + 1
+	info.FrameMBsOnly = r.flag()
+	if !info.FrameMBsOnly {
+		r.u(1) // mb_adaptive_frame_field_flag
+	}
+	r.u(1) // direct_8x8_inference_flag
+	var cropL, cropR, cropT, cropB uint64
+	if r.flag() { // frame_cropping_flag
+		cropL, cropR, cropT, cropB = r.ue(), r.ue(), r.ue(), r.ue()
+	}
+	if !r.ok() {
+		return bad("truncated")
+	}
+	fieldFactor := uint64(2)
+	if info.FrameMBsOnly {
+		fieldFactor = 1
+	}
+	if wMBs > maxMBs || hMapUnits*fieldFactor > maxMBs {
+		return bad("%dx%d macroblocks, larger than any level allows (%d)", wMBs, hMapUnits*fieldFactor, maxMBs)
+	}
+	// Crop units (H.264 equations 7-19 to 7-22).
+	cropX, cropY := uint64(1), fieldFactor
+	if !separateColourPlane {
+		switch info.ChromaFormat {
+		case 1:
+			cropX, cropY = 2, 2*fieldFactor
+		case 2:
+			cropX = 2
+		}
+	}
+	w := wMBs * 16
+	h := hMapUnits * 16 * fieldFactor
+	// Each crop offset is below 2^32, so these do not overflow.
+	if cw, ch := cropX*(cropL+cropR), cropY*(cropT+cropB); cw < w && ch < h {
+		w -= cw
+		h -= ch
+	}
+	info.Width, info.Height = int(w), int(h)
+	return info, nil
 }
 
 // unescapeRBSP removes emulation prevention bytes (00 00 03 -> 00 00).
@@ -166,102 +304,6 @@ func unescapeRBSP(nal []byte) []byte {
 		out = append(out, c)
 	}
 	return out
-}
-
-// parseSPS reads the fields of a sequence parameter set NAL unit (with
-// its one-byte NAL header) up to the frame cropping (H.264 section
-// 7.3.2.1.1).
-func parseSPS(nal []byte) (spsInfo, bool) {
-	if len(nal) < 4 || nal[0]&0x1F != nalSPS {
-		return spsInfo{}, false
-	}
-	r := bitReader{b: unescapeRBSP(nal[1:])}
-	info := spsInfo{chromaFormat: 1, bitDepthLuma: 8, bitDepthChroma: 8}
-	info.profile = int(r.u(8))
-	r.u(16) // constraint flags, level_idc
-	r.ue()  // seq_parameter_set_id
-	separateColourPlane := false
-	if highProfile(info.profile) {
-		info.chromaFormat = int(r.ue())
-		if info.chromaFormat > 3 {
-			return spsInfo{}, false
-		}
-		if info.chromaFormat == 3 {
-			separateColourPlane = r.flag()
-		}
-		info.bitDepthLuma = int(r.ue()) + 8
-		info.bitDepthChroma = int(r.ue()) + 8
-		if info.bitDepthLuma > 14 || info.bitDepthChroma > 14 {
-			return spsInfo{}, false
-		}
-		r.u(1)        // qpprime_y_zero_transform_bypass_flag
-		if r.flag() { // seq_scaling_matrix_present_flag
-			lists := 8
-			if info.chromaFormat == 3 {
-				lists = 12
-			}
-			for i := 0; i < lists && r.ok(); i++ {
-				if r.flag() {
-					size := 16
-					if i >= 6 {
-						size = 64
-					}
-					skipScalingList(&r, size)
-				}
-			}
-		}
-	}
-	r.ue()          // log2_max_frame_num_minus4
-	switch r.ue() { // pic_order_cnt_type
-	case 0:
-		r.ue() // log2_max_pic_order_cnt_lsb_minus4
-	case 1:
-		r.u(1) // delta_pic_order_always_zero_flag
-		r.se() // offset_for_non_ref_pic
-		r.se() // offset_for_top_to_bottom_field
-		n := r.ue()
-		for i := uint64(0); i < n && r.ok(); i++ {
-			r.se()
-		}
-	}
-	r.ue() // max_num_ref_frames
-	r.u(1) // gaps_in_frame_num_value_allowed_flag
-	wMBs := r.ue() + 1
-	hMapUnits := r.ue() + 1
-	frameMBsOnly := r.flag()
-	if !frameMBsOnly {
-		r.u(1) // mb_adaptive_frame_field_flag
-	}
-	r.u(1) // direct_8x8_inference_flag
-	var cropL, cropR, cropT, cropB uint64
-	if r.flag() {
-		cropL, cropR, cropT, cropB = r.ue(), r.ue(), r.ue(), r.ue()
-	}
-	if !r.ok() || wMBs > 1<<16 || hMapUnits > 1<<16 {
-		return spsInfo{}, false
-	}
-	fieldFactor := uint64(2)
-	if frameMBsOnly {
-		fieldFactor = 1
-	}
-	// Crop units (H.264 equations 7-19 to 7-22).
-	cropX, cropY := uint64(1), fieldFactor
-	if !separateColourPlane {
-		switch info.chromaFormat {
-		case 1:
-			cropX, cropY = 2, 2*fieldFactor
-		case 2:
-			cropX = 2
-		}
-	}
-	w := wMBs * 16
-	h := hMapUnits * 16 * fieldFactor
-	if cw, ch := cropX*(cropL+cropR), cropY*(cropT+cropB); cw < w && ch < h {
-		w -= cw
-		h -= ch
-	}
-	info.width, info.height = int(w), int(h)
-	return info, true
 }
 
 // skipScalingList reads past one scaling_list() (H.264 section 7.3.2.1.1.1).
