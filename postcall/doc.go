@@ -46,12 +46,25 @@
 //
 // A local file is deleted only after its upload is confirmed (storage.UploadFile checks the stored
 // object's size and SHA-256), and every confirmed upload is appended to the session folder's ledger,
-// uploaded.jsonl (LedgerName). A closed segment uploaded during the call is deleted only once the
-// session's journal on disk holds its segment_close record: crash recovery (capture.Recover) needs
-// the files of unclosed segments only, so the manifest's relative paths stay valid — a path names
-// the local file while it exists and the object SessionPrefix(room, session)+path in storage always.
-// After stage 1 the session folder keeps journal.jsonl, manifest.json and the ledger, plus the files
-// of segments a crash left unclosed (recovery reads those); every track is in storage.
+// uploaded.jsonl (LedgerName): the path, the store, the key, the size and the SHA-256. A closed
+// segment uploaded during the call is deleted only once the session's journal on disk holds its
+// segment_close record: crash recovery (capture.Recover) needs the files of unclosed segments only,
+// so the manifest's relative paths stay valid — a path names the local file while it exists and the
+// object SessionPrefix(room, session)+path in storage always.
+//
+// Stage 1 (Uploader.StoreSession) keeps a session complete in at least one place at every instant:
+// it uploads every remaining track file keeping it on disk, then the journal, then the manifest, and
+// only then deletes the closed segments' files. Until the manifest is stored, the session folder
+// holds the manifest and every track file, or its ledger records the file confirmed in storage
+// (the segments uploaded during the call); from then on, storage holds the whole session. A process
+// stopped anywhere in between leaves both, and the next start finishes the job. After stage 1 the
+// session folder keeps journal.jsonl, manifest.json and the ledger, plus the files of segments a
+// crash left unclosed (recovery reads those); every track is in storage.
+//
+// Commands that read a session folder use ResolveSession: the files on disk, and each deleted one
+// fetched from the store its ledger names (or one the user names), checked against the SHA-256 the
+// ledger recorded; a file that cannot be fetched is an error naming the store, the key and the flag
+// that fetches it. LocateSession says where every file is without reading any store.
 //
 // # Rendering
 //

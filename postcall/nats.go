@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -84,16 +85,19 @@ func (e *Embedded) Shutdown() {
 }
 
 // Connect connects to the NATS server at url (reconnecting forever once connected) and logs
-// disconnections.
+// disconnections. ctx bounds the first connection only: its dial stops when ctx ends (the handshake
+// that follows a dial is bounded by a 5 s timeout). Connect starts no goroutine of its own.
 func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	dialer := &firstDialer{ctx: ctx, d: net.Dialer{Timeout: 5 * time.Second}}
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.Timeout(5 * time.Second),
+		nats.SetCustomDialer(dialer),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", "err", err)
@@ -101,29 +105,39 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
 	}
-	type result struct {
-		nc  *nats.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		nc, err := nats.Connect(url, opts...)
-		done <- result{nc, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("postcall: connect to NATS at %s: %w", redact(url), r.err)
+	nc, err := nats.Connect(url, opts...)
+	dialer.connected()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
-		return r.nc, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.nc != nil {
-				r.nc.Close()
-			}
-		}()
-		return nil, fmt.Errorf("postcall: connect to NATS at %s: %w", redact(url), ctx.Err())
+		return nil, fmt.Errorf("postcall: connect to NATS at %s: %w", redact(url), err)
 	}
+	return nc, nil
+}
+
+// firstDialer dials with the context of Connect until the first connection is made, and without
+// it afterwards, so that reconnections do not end with the context Connect was called with.
+type firstDialer struct {
+	mu  sync.Mutex
+	ctx context.Context // nil once connected
+	d   net.Dialer
+}
+
+func (f *firstDialer) Dial(network, address string) (net.Conn, error) {
+	f.mu.Lock()
+	ctx := f.ctx
+	f.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return f.d.DialContext(ctx, network, address)
+}
+
+func (f *firstDialer) connected() {
+	f.mu.Lock()
+	f.ctx = nil
+	f.mu.Unlock()
 }
 
 // natsLogger sends the embedded server's log to slog: notices at debug, warnings and errors as such.

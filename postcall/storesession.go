@@ -15,8 +15,8 @@ import (
 )
 
 // storeSession is stage 1, on the recording node: finalize, store the raw tracks, the journal and the
-// manifest (last, so that its presence in storage says the session is complete), then hand the job
-// to stage 2.
+// manifest (last, so that its presence in storage says the session is complete), delete the local
+// track files only then, and hand the job to stage 2 (see Uploader.StoreSession for the order).
 func (p *Pipeline) storeSession(ctx context.Context, j Job, log *slog.Logger) error {
 	if p.uploader == nil || j.Node != p.cfg.Node {
 		return permanent(fmt.Errorf("postcall: job of node %q delivered to node %q", j.Node, p.cfg.Node))
@@ -31,6 +31,7 @@ func (p *Pipeline) storeSession(ctx context.Context, j Job, log *slog.Logger) er
 	}
 	if st.Uploaded.IsZero() {
 		start := time.Now()
+		log.Info("storing the session", "store", p.store.String(), "dir", j.Dir)
 		n, err := p.uploadSession(ctx, j)
 		if err != nil {
 			return err

@@ -211,24 +211,33 @@ func (u *Uploader) uploadSegment(ctx context.Context, ev capture.SegmentClosed) 
 	}
 }
 
-// StoreSession stores a finished session folder as its manifest m lists it: every track file, the
-// journal, and the manifest last, so that its presence in storage says the session is complete.
-// Files already stored with the same bytes are not uploaded again. With removeTracks, the files of
-// closed segments are deleted once stored; those of segments a crash left unclosed stay, since
-// `tapedeck recover` reads them. It returns how many files the session has in storage.
+// StoreSession stores a finished session folder as its manifest m lists it, in an order that keeps
+// the session complete in at least one place at every instant:
+//
+//  1. every track file, each kept on disk;
+//  2. the journal;
+//  3. the manifest, last: its presence in storage says the session is complete there;
+//  4. only then, with removeTracks, the files of closed segments are deleted from disk.
+//
+// Until step 3 ends, the session folder holds the manifest and every track file except the closed
+// segments uploaded during the call, each of which its ledger records as confirmed in storage (store,
+// key, size, SHA-256): the folder and its ledger say where every file is, and ResolveSession reads
+// the session from there. From step 3 on, storage holds the whole session. Files already stored with
+// the same bytes are not uploaded again. The files of segments a crash left unclosed stay on disk,
+// since `tapedeck recover` reads them. It returns how many files the session has in storage.
 func (u *Uploader) StoreSession(ctx context.Context, dir string, m *timeline.Manifest, removeTracks bool) (int, error) {
 	n := 0
+	var closed []string
 	for _, l := range m.Lanes {
 		for _, t := range l.Tracks {
 			for _, s := range t.Segments {
-				rm := keepLocal
-				if removeTracks && s.Closed {
-					rm = removeLocal
-				}
-				if _, err := u.store1(ctx, dir, m.Room, m.Session, s.Path, rm); err != nil {
+				if _, err := u.store1(ctx, dir, m.Room, m.Session, s.Path, keepLocal); err != nil {
 					return n, err
 				}
 				n++
+				if s.Closed {
+					closed = append(closed, s.Path)
+				}
 			}
 		}
 	}
@@ -238,7 +247,45 @@ func (u *Uploader) StoreSession(ctx context.Context, dir string, m *timeline.Man
 		}
 		n++
 	}
+	if !removeTracks {
+		return n, nil
+	}
+	for _, rel := range closed {
+		if err := u.removeStored(dir, m.Room, m.Session, rel); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
+}
+
+// removeStored deletes the local file of a track that the ledger records as confirmed in this
+// uploader's store with the file's size. A file the ledger does not confirm is kept, and said so.
+func (u *Uploader) removeStored(dir, room, session, rel string) error {
+	local := filepath.Join(dir, filepath.FromSlash(rel))
+	lock := &u.files[stripe(local)]
+	lock.Lock()
+	defer lock.Unlock()
+	fi, err := os.Stat(local)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postcall: %w", err)
+	}
+	ledger, err := readLedger(dir, u.store.String())
+	if err != nil {
+		return err
+	}
+	e, ok := ledger[rel]
+	if !ok || e.Key != storage.SessionPrefix(room, session)+rel || e.Size != fi.Size() {
+		u.log.Warn("track file kept on disk: the ledger does not confirm it stored with this size",
+			"path", rel, "store", u.store.String(), "bytes", fi.Size())
+		return nil
+	}
+	if err := os.Remove(local); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("postcall: stored, but removing the local file: %w", err)
+	}
+	return nil
 }
 
 // removal says what happens to a local file once its upload is confirmed.
@@ -282,7 +329,7 @@ func (u *Uploader) store1(ctx context.Context, dir, room, session, rel string, r
 	if e, ok := ledger[rel]; ok && found && obj.Size == e.Size && obj.SHA256 == e.SHA256 && e.Key == key &&
 		(!haveLocal || fi.Size() == e.Size) {
 		// Confirmed before (perhaps by an attempt that died before removing the file).
-		return u.finish(dir, rel, local, haveLocal, rm, StoredFile{Key: key, Size: e.Size, SHA256: e.SHA256})
+		return u.finish(ctx, dir, rel, local, haveLocal, rm, StoredFile{Key: key, Size: e.Size, SHA256: e.SHA256})
 	}
 	if !haveLocal {
 		if found && obj.SHA256 != "" {
@@ -316,16 +363,16 @@ func (u *Uploader) store1(ctx context.Context, dir, room, session, rel string, r
 	if err != nil {
 		return StoredFile{}, err
 	}
-	return u.finish(dir, rel, local, true, rm, sf)
+	return u.finish(ctx, dir, rel, local, true, rm, sf)
 }
 
 // finish removes the local copy of a stored file as rm says.
-func (u *Uploader) finish(dir, rel, local string, haveLocal bool, rm removal, sf StoredFile) (StoredFile, error) {
+func (u *Uploader) finish(ctx context.Context, dir, rel, local string, haveLocal bool, rm removal, sf StoredFile) (StoredFile, error) {
 	if !haveLocal || rm == keepLocal {
 		return sf, nil
 	}
 	if rm == removeWhenJournaled {
-		ok, err := u.waitJournal(dir, rel)
+		ok, err := u.waitJournal(ctx, dir, rel)
 		if err != nil || !ok {
 			u.log.Info("segment stored; its file stays on disk until the session's job, as the journal does not yet record it closed",
 				"path", rel, "err", err)
@@ -338,14 +385,20 @@ func (u *Uploader) finish(dir, rel, local string, haveLocal bool, rm removal, sf
 	return sf, nil
 }
 
-func (u *Uploader) waitJournal(dir, rel string) (bool, error) {
+// waitJournal waits (up to JournalWait, or until ctx ends) for the journal on disk to record the
+// segment at rel closed.
+func (u *Uploader) waitJournal(ctx context.Context, dir, rel string) (bool, error) {
 	deadline := time.Now().Add(u.cfg.JournalWait)
 	for {
 		ok, err := journalClosed(dir, rel)
 		if ok || err != nil || time.Now().After(deadline) {
 			return ok, err
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return false, nil
+		}
 	}
 }
 

@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/postcall"
 	"github.com/tapedeck/tapedeck/timeline"
 )
 
@@ -27,27 +26,23 @@ func newInspectCmd(g *globals) *cobra.Command {
 recording: participants and their publishes, each sender clock's offset and drift, every lane's files,
 gaps, packet loss, sender reports and sync confidence, the active speaker, and warnings.
 
---svg draws the lanes over time; --edits checks an edit file against the recording and prints the plan.`,
+--svg draws the lanes over time; --edits checks an edit file against the recording and prints the plan.
+Track files that are not on disk (uploaded, then deleted by serve) are listed with the store and key the
+folder's ledger (uploaded.jsonl) says they went to, and the command that fetches them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := g.logger(cmd.ErrOrStderr()); err != nil {
 				return err
 			}
 			path := args[0]
-			if st, err := os.Stat(path); err != nil {
+			if _, err := os.Stat(path); err != nil {
 				return usageError("inspect: %v", err)
-			} else if st.IsDir() {
-				path = filepath.Join(path, capture.ManifestName)
 			}
-			f, err := os.Open(path)
+			loc, err := postcall.LocateSession(path)
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}
-			defer f.Close()
-			m, err := timeline.ParseManifest(f)
-			if err != nil {
-				return fmt.Errorf("inspect %s: %w", path, err)
-			}
+			m := loc.Manifest
 			s, err := timeline.NewSync(m)
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", path, err)
@@ -79,6 +74,13 @@ gaps, packet loss, sender reports and sync confidence, the active speaker, and w
 			}
 			if err := sum.WriteText(out); err != nil {
 				return err
+			}
+			// Where the track files are that the recorder uploaded and deleted, and how to fetch them.
+			if len(loc.Missing()) > 0 {
+				fmt.Fprintln(out)
+				if err := loc.WriteWhere(out, "tapedeck render "+args[0]); err != nil {
+					return err
+				}
 			}
 			if plan != nil {
 				fmt.Fprintln(out)

@@ -43,7 +43,7 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 			if err != nil {
 				return err
 			}
-			dir, cleanup, err := sessionFolder(cmd.Context(), args[0], &st, log)
+			dir, local, cleanup, err := sessionFolder(cmd.Context(), args[0], &st, log)
 			if err != nil {
 				return err
 			}
@@ -59,8 +59,12 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 				}
 				defer os.RemoveAll(tmp)
 				out = tmp
-			} else if out == "" && dir != args[0] {
+			} else if out == "" && local == "" {
 				return usageError("render %s: a fetched session needs --out (a folder or a storage URL)", args[0])
+			} else if out == "" && dir != local {
+				// Some track files were fetched into a temporary folder: the output still goes
+				// next to the session as recorded.
+				out = filepath.Join(local, "renders", "default")
 			}
 			opts := render.Options{Profiles: profiles, Layout: timeline.LayoutType(layout), Lane: lane, OutDir: out,
 				Captions: render.CaptionMode(captions), Nice: nice, Parallel: parallel, FFmpeg: ffmpeg, FontFile: font,
@@ -140,54 +144,60 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 	return cmd
 }
 
-// sessionFolder resolves the SESSION argument to a local session folder: a
-// folder as it is; ROOM/SESSION with --store, or STORE-URL/ROOM/SESSION,
-// fetched from storage into a temporary folder that cleanup removes.
-func sessionFolder(ctx context.Context, arg string, st *storeFlags, log *slog.Logger) (string, func(), error) {
+// sessionFolder resolves the SESSION argument to a local session folder with every track file on
+// disk, and says which local folder it came from ("" for a stored session): a folder whose track
+// files are all there as it is; one whose files were uploaded and deleted with them fetched (from
+// --store or the stores its ledger names) into a temporary folder; ROOM/SESSION with --store, or
+// STORE-URL/ROOM/SESSION, fetched from storage into a temporary folder. cleanup removes the
+// temporary folder.
+func sessionFolder(ctx context.Context, arg string, st *storeFlags, log *slog.Logger) (dir, local string, cleanup func(), err error) {
 	if _, err := os.Stat(arg); err == nil { // a folder, or its manifest.json
-		return arg, func() {}, nil
+		rs, err := localSession(ctx, arg, st, "tapedeck render "+arg, log)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("render: %w", err)
+		}
+		return rs.Dir, rs.Source.Dir, func() { _ = rs.Close() }, nil
 	}
 	var store storage.Client
 	var ref string
-	var err error
 	if strings.Contains(arg, "://") {
 		// The last two path elements are ROOM/SESSION; the rest is the store.
 		u := strings.TrimRight(arg, "/")
 		i := strings.LastIndex(u, "/")
 		j := strings.LastIndex(u[:max(i, 0)], "/")
 		if i < 0 || j < 0 || j < strings.Index(u, "://")+2 {
-			return "", nil, usageError("render %s: want STORE-URL/ROOM/SESSION, e.g. s3://calls/prod/standup/20261123T163700Z-1a2b3c", arg)
+			return "", "", nil, usageError("render %s: want STORE-URL/ROOM/SESSION, e.g. s3://calls/prod/standup/20261123T163700Z-1a2b3c", arg)
 		}
 		ref = u[j+1:]
 		store, err = storage.Open(ctx, u[:j], storage.Options{Endpoint: st.endpoint, Region: st.region, PathStyle: st.pathStyle, Logger: log})
 		if err != nil {
-			return "", nil, fmt.Errorf("render %s: %w", arg, err)
+			return "", "", nil, fmt.Errorf("render %s: %w", arg, err)
 		}
 	} else {
 		if st.url == "" {
-			return "", nil, usageError("render %s: no such folder (a stored session needs --store URL)", arg)
+			return "", "", nil, usageError("render %s: no such folder (a stored session needs --store URL)", arg)
 		}
 		if store, err = st.open(ctx, "", log); err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		ref = arg
 	}
 	room, session, err := resolveSession(ctx, store, ref)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	tmp, err := os.MkdirTemp("", "tapedeck-render-in-")
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	dir := filepath.Join(tmp, room, session)
+	cleanup = func() { _ = os.RemoveAll(tmp) }
+	dir = filepath.Join(tmp, room, session)
 	log.Info("fetching the session from storage", "store", store.String(), "room", room, "session", session)
 	if _, err := postcall.FetchSession(ctx, store, room, session, dir); err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("render: fetch %s/%s from %s: %w", room, session, store, err)
+		return "", "", nil, fmt.Errorf("render: fetch %s/%s from %s: %w", room, session, store, err)
 	}
-	return dir, cleanup, nil
+	return dir, "", cleanup, nil
 }
 
 func mustRel(base, path string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -129,6 +130,25 @@ func listSessions(ctx context.Context, store storage.Client, prefix string) ([]s
 		out = append(out, *byID[id])
 	}
 	return out, nil
+}
+
+// localSession reads a session folder (or its manifest.json) with every track file on disk: the
+// files uploaded and deleted are fetched from --store, else from the stores the folder's ledger
+// names (opened with the S3 flags), into a temporary folder that Close removes. When a file cannot
+// be fetched, the error names it, where it went and the flag that fetches it (command is what to run
+// again with --store); a folder without manifest says to run `tapedeck recover`.
+func localSession(ctx context.Context, path string, st *storeFlags, command string, log *slog.Logger) (*postcall.ResolvedSession, error) {
+	rs, err := postcall.ResolveSession(ctx, path, postcall.ResolveOptions{
+		StoreURL: st.storeURL(), Open: st.opener(log), Command: command, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n := len(rs.Fetched); n > 0 {
+		log.Info("track files not on disk were fetched from storage", "session", rs.Source.ID(), "files", n,
+			"of", len(rs.Source.Tracks), "into", rs.Dir)
+	}
+	return rs, nil
 }
 
 // resolveSession reads "ROOM/SESSION", or a bare SESSION that it looks up in the store.

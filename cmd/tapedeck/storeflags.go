@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/tapedeck/tapedeck/storage"
@@ -48,6 +51,32 @@ func (s *storeFlags) open(ctx context.Context, def string, log *slog.Logger) (st
 		return nil, fmt.Errorf("--%s: %w", s.name, err)
 	}
 	return c, nil
+}
+
+// storeOpenTimeout bounds opening a store that a session's ledger names (S3 checks its bucket).
+const storeOpenTimeout = 30 * time.Second
+
+// opener opens stores by URL with these flags' S3 options, for commands that fetch a session
+// folder's missing track files from --store or the stores its ledger names.
+func (s *storeFlags) opener(log *slog.Logger) func(ctx context.Context, u string) (storage.Client, error) {
+	return func(ctx context.Context, u string) (storage.Client, error) {
+		ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+		defer cancel()
+		return storage.Open(ctx, u, storage.Options{Endpoint: s.endpoint, Region: s.region, PathStyle: s.pathStyle, Logger: log})
+	}
+}
+
+// storeURL is the --store flag as storage.Client.String() writes it (a folder as file:///abs/dir),
+// so that it compares with the stores a ledger names; "" when unset.
+func (s *storeFlags) storeURL() string {
+	if s.url == "" || strings.Contains(s.url, "://") {
+		return s.url
+	}
+	abs, err := filepath.Abs(s.url)
+	if err != nil {
+		return s.url
+	}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 }
 
 // defaultStore is the store of a recorder whose data folder is data: the folder "store" next to it

@@ -21,9 +21,12 @@ func newUploadCmd(g *globals) *cobra.Command {
 		Use:   "upload DIR --to URL",
 		Short: "Upload recorded sessions to a store: a session folder, or a data folder (every session in it)",
 		Long: "Uploads each session's track files, journal and manifest (last) to ROOM/SESSION/ in the store, " +
-			"checking every upload's size and SHA-256. Files the store already holds with the same bytes are " +
-			"skipped, so an interrupted upload can be run again. A session needs its manifest: run " +
-			"`tapedeck recover DIR` first for one a crash left without.",
+			"checking every upload's size and SHA-256, and records each confirmed upload in the session " +
+			"folder's ledger (uploaded.jsonl). Files the store already holds with the same bytes are " +
+			"skipped, so an interrupted upload can be run again. With --remove, the track files are deleted " +
+			"only once the manifest is stored, so that the session is whole on disk or in the store at every " +
+			"moment; `tapedeck render` and `tapedeck inspect` on the folder then find them through the ledger. " +
+			"A session needs its manifest: run `tapedeck recover DIR` first for one a crash left without.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger(cmd.ErrOrStderr())
@@ -56,7 +59,7 @@ func newUploadCmd(g *globals) *cobra.Command {
 		},
 	}
 	st.register(cmd.Flags(), "to", "the store: a folder, file:///abs/dir or s3://bucket/prefix")
-	cmd.Flags().BoolVar(&remove, "remove", false, "delete each closed segment's file once its upload is confirmed")
+	cmd.Flags().BoolVar(&remove, "remove", false, "delete the closed segments' files once the whole session, manifest last, is stored")
 	return cmd
 }
 
