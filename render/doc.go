@@ -14,6 +14,10 @@
 //     removes partial output, and a failure carries the command and the tail
 //     of FFmpeg's stderr.
 //
+// Both are plain Go: graph.go assembles filter graphs, os/exec runs FFmpeg.
+// ffmpeg-go is used in one place, probe.go, to run ffprobe on each output
+// before it is published (see the comment there for why no further).
+//
 // How a plan becomes video. Interval boundaries are quantized to output
 // frames (frame k is the instant k/fps; an interval shorter than a frame is
 // merged into its neighbour), then consecutive intervals with the same tiles

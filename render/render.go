@@ -120,7 +120,7 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 		pr.update(c.Name, c.Duration)
 	}
 	pr.finish()
-	outs, err := publish(work, outDir, prog)
+	outs, err := publish(ctx, work, outDir, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 
 // publish checks the work folder's outputs, then moves them into outDir,
 // replacing older ones of the same names, and lists them.
-func publish(work, outDir string, prog *Program) ([]Output, error) {
+func publish(ctx context.Context, work, outDir string, prog *Program) ([]Output, error) {
 	var outs []Output
 	for _, p := range prog.profiles {
 		name := OutputName(p.Name)
@@ -230,7 +230,7 @@ func publish(work, outDir string, prog *Program) ([]Output, error) {
 		if !containsPath(o.Files, name) {
 			return nil, fmt.Errorf("render: profile %s: FFmpeg wrote no %s", p.Name, name)
 		}
-		if err := verifyOutput(o, prog); err != nil {
+		if err := verifyOutput(ctx, o, prog); err != nil {
 			return nil, err
 		}
 		outs = append(outs, o)

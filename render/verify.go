@@ -1,63 +1,22 @@
 package render
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"math"
 	"os/exec"
 	"slices"
 	"strconv"
-	"time"
-
-	ffmpeg "github.com/u2takey/ffmpeg-go"
 )
-
-// probeInfo is the part of ffprobe's JSON that the checks read.
-type probeInfo struct {
-	Format struct {
-		Duration   string `json:"duration"`
-		FormatName string `json:"format_name"`
-	} `json:"format"`
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-	} `json:"streams"`
-}
-
-// probeFile runs ffprobe (through ffmpeg-go) on a file.
-func probeFile(path string) (*probeInfo, error) {
-	out, err := ffmpeg.ProbeWithTimeout(path, 2*time.Minute, ffmpeg.KwArgs{"v": "error"})
-	if err != nil {
-		return nil, fmt.Errorf("ffprobe %s: %w", path, err)
-	}
-	var info probeInfo
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		return nil, fmt.Errorf("ffprobe %s: %w", path, err)
-	}
-	return &info, nil
-}
-
-// codecs returns the codec names of the streams of a type.
-func (p *probeInfo) codecs(kind string) []string {
-	var out []string
-	for _, s := range p.Streams {
-		if s.CodecType == kind {
-			out = append(out, s.CodecName)
-		}
-	}
-	return out
-}
 
 // verifyOutput checks a finished output: the streams its profile promises
 // and the program's length (to within a frame and an audio frame's
 // padding). It does nothing when ffprobe is not installed.
-func verifyOutput(o Output, prog *Program) error {
+func verifyOutput(ctx context.Context, o Output, prog *Program) error {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		return nil
 	}
-	info, err := probeFile(o.Path)
+	info, err := probeFile(ctx, o.Path)
 	if err != nil {
 		return fmt.Errorf("render: check %s: %w", o.Profile, err)
 	}

@@ -14,7 +14,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// exitError carries a process exit code through cobra.
+// Exit codes, as the root command's help lists them.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitError is an error returned by a command's own code, with the exit
+// code it gives the process (see failures).
 type exitError struct {
 	code int
 	err  error
@@ -23,9 +31,34 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError marks an error in how the command was called (exit code 2).
+// usageErr is an error in how the command was called: an unknown command or
+// flag, a bad flag value, missing or extra arguments, a required setting
+// left out. It exits with exitUsage.
+type usageErr struct{ err error }
+
+func (e *usageErr) Error() string { return e.err.Error() }
+func (e *usageErr) Unwrap() error { return e.err }
+
+// usageError returns a usage error with a message formatted as by
+// fmt.Errorf (%w wraps).
 func usageError(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	return &usageErr{err: fmt.Errorf(format, args...)}
+}
+
+// exitCode is the process exit code for what execute returned.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageErr
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
 }
 
 // globals are the flags every command shares.
@@ -52,8 +85,17 @@ func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
 func newRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
-		Use:           "tapedeck",
-		Short:         "Record WebRTC calls as raw tracks, render them afterwards",
+		Use:   "tapedeck",
+		Short: "Record WebRTC calls as raw tracks, render them afterwards",
+		Long: `tapedeck records WebRTC calls (WHIP ingest) as raw tracks, one file per participant and medium, with a
+manifest of when everything happened; it renders them afterwards with FFmpeg, and stores them in a folder
+or on S3.
+
+Exit codes:
+  0  success (also --help, and serve or worker stopped by SIGINT or SIGTERM after a clean drain)
+  1  the command failed: a recording it cannot read, FFmpeg, storage, the network, an interrupted run
+  2  the command line is wrong: an unknown command or flag, a bad flag value, missing or extra
+     arguments, a required flag or setting left out`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -61,26 +103,95 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
 	root.AddCommand(newServeCmd(g), newPublishCmd(g), newRecoverCmd(g), newDemoCmd(g), newLoadtestCmd(g), newInspectCmd(g), newRenderCmd(g))
 	root.AddCommand(newWorkerCmd(g), newSessionsCmd(g), newDownloadCmd(g), newUploadCmd(g))
+	groupsCheckArgs(root)
+	failures(root)
 	return root
 }
 
-// run executes the command line and returns the exit code.
+// groupsCheckArgs makes every command that only groups others (the root,
+// sessions) reject an unknown subcommand as a usage error: by default cobra
+// prints the group's help and succeeds (sessions) or returns an untyped
+// error (the root).
+func groupsCheckArgs(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() && c.Args == nil {
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default
+		}
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 && !c.DisableSuggestions {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return &usageErr{err: errors.New(msg)}
+		}
+		c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	for _, sub := range c.Commands() {
+		groupsCheckArgs(sub)
+	}
+}
+
+// failures makes the errors of every command's own code (its run hooks)
+// failures, exitError with exitFailure, unless they already carry a code
+// (usage errors, from usageError). Whatever else cobra returns it raised
+// itself while parsing and checking the command line: execute makes those
+// usage errors.
+func failures(c *cobra.Command) {
+	for _, hook := range []*func(*cobra.Command, []string) error{&c.PersistentPreRunE, &c.PreRunE, &c.RunE, &c.PostRunE, &c.PersistentPostRunE} {
+		if f := *hook; f != nil {
+			*hook = func(c *cobra.Command, args []string) error { return asFailure(f(c, args)) }
+		}
+	}
+	for _, sub := range c.Commands() {
+		failures(sub)
+	}
+}
+
+// asFailure gives err exitFailure unless it already carries an exit code.
+func asFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *usageErr
+	var ee *exitError
+	if errors.As(err, &ue) || errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitFailure, err: err}
+}
+
+// execute runs the command line args with ctx and returns what the command
+// returned: nil, an error carrying its exit code (usageErr, exitError).
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return nil
+	}
+	var ue *usageErr
+	var ee *exitError
+	if errors.As(err, &ue) || errors.As(err, &ee) {
+		return err
+	}
+	// Not from a command's code (failures wraps all of it): cobra rejected
+	// the command line (flags, arguments, an unknown command).
+	return &usageErr{err: err}
+}
+
+// run executes the command line, reports an error on stderr and returns
+// the exit code.
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRoot()
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
+	err := execute(ctx, args, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tapedeck:", err)
 	}
-	fmt.Fprintln(os.Stderr, "tapedeck:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	if strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {
-		return 2
-	}
-	return 1
+	return exitCode(err)
 }
