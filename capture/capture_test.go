@@ -224,7 +224,11 @@ func checkSync(t *testing.T, m *timeline.Manifest, pubs []pub, res []publisher.R
 	if p95 > 10 {
 		t.Errorf("mark placement p95 %.2f ms, want under 10 ms", p95)
 	}
-	for _, c := range sy.Clocks() {
+	clocks := sy.Clocks()
+	if got, want := len(clocks), len(m.Participants); got != want {
+		t.Errorf("%d participant clocks, want one per participant (%d)", got, want)
+	}
+	for _, c := range clocks {
 		want := 0.0
 		if c.Participant == "bob" {
 			want = -3000 // his reports run 3 s ahead of the recorder's clock

@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
 	"sync"
@@ -22,7 +23,7 @@ func recordCall(t *testing.T, pubs []publisher.Config, joins []time.Duration) (c
 	t.Helper()
 	log := testLogger(t)
 	ended := make(chan capture.SessionEnded, 4)
-	srv := capturetest.Start(t, capture.Config{Grace: 1500 * time.Millisecond, OnSessionEnd: func(s capture.SessionEnded) { ended <- s }}, log)
+	srv := capturetest.Start(t, capture.Config{Grace: 1500 * time.Millisecond, OnSessionEnd: func(_ context.Context, s capture.SessionEnded) { ended <- s }}, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	endpoint := srv.Base + "/whip/synctest"
@@ -59,6 +60,25 @@ func recordCall(t *testing.T, pubs []publisher.Config, joins []time.Duration) (c
 	return capture.SessionEnded{}, nil
 }
 
+// Marks of the recorded call: the publishers send 25 fps with a mark every
+// 1040 ms (26 frames). The output runs at 30 fps, so each mark's instant
+// falls 1040 mod 33.3 = 6.7 ms (a fifth of an output frame) further along
+// the output's frame grid than the one before, and five marks in a row
+// sample the whole frame. With a mark period that is a whole number of
+// output frames (1 s at 30 fps) every flash of a participant would sit at
+// the same place in its frame, and a shift of up to a frame could hide in
+// the rounding to the nearest frame.
+const (
+	syncFPS        = 25
+	syncMarkPeriod = 1040 * time.Millisecond
+	// syncTol is the sync model's error on this loopback call (about a
+	// millisecond, measured: tone − instant) plus the 1 ms timestamps of
+	// the recorded files.
+	syncTol = 0.002 // s
+	// regression is the shift of one participant the test must catch.
+	regression = 0.020 // s
+)
+
 // TestRecordedCallSync records a call of three synthetic publishers over
 // WebRTC — joining at different times, bob sending H.264 with his wall clock
 // 3 s off — renders it (loudness normalization on, as by default), and
@@ -67,21 +87,24 @@ func recordCall(t *testing.T, pubs []publisher.Config, joins []time.Duration) (c
 // instant (Result.Marks[k].At, on this machine's clock, which is also the
 // recorder's); the fixed layout gives each participant its own tile. For
 // every mark it reports the flash and the tone against that instant
-// (placement), the flash against the tone (A/V offset), and the offsets
-// between participants.
+// (placement) and the flash against the tone (A/V offset); per participant
+// the video placement (to a fraction of a frame: see syncMarkPeriod) and
+// the trend of the audio placement (drift); and between participants the
+// offsets of their video and of their audio.
 func TestRecordedCallSync(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	cfg := func(name, video string, d, offset time.Duration) publisher.Config {
-		return publisher.Config{Participant: name, Video: video, Audio: true, Duration: d, Width: 320, Height: 240, FPS: 30,
-			Bitrate: 400_000, ClockOffset: offset, Seed: int64(len(name))}
+		return publisher.Config{Participant: name, Video: video, Audio: true, Duration: d, Width: 320, Height: 240, FPS: syncFPS,
+			MarkPeriod: syncMarkPeriod, Bitrate: 400_000, ClockOffset: offset, Seed: int64(len(name))}
 	}
 	pubs := []publisher.Config{
 		cfg("alice", publisher.VP8, 9*time.Second, 0),
 		cfg("bob", publisher.H264, 7*time.Second, 3*time.Second),
-		cfg("carol", publisher.VP8, 5500*time.Millisecond, 0),
+		cfg("carol", publisher.VP8, 6*time.Second, 0),
 	}
-	sess, res := recordCall(t, pubs, []time.Duration{0, 1300 * time.Millisecond, 2600 * time.Millisecond})
+	// Joins a third of a mark period apart: their marks never meet.
+	sess, res := recordCall(t, pubs, []time.Duration{0, 1400 * time.Millisecond, 2800 * time.Millisecond})
 
 	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: parseEdits(t, fixedLayout), OutDir: t.TempDir(),
 		Log: testLogger(t), Nice: 10}
@@ -97,6 +120,7 @@ func TestRecordedCallSync(t *testing.T) {
 	t.Logf("rendered %s of output in %s", plan.Duration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	path := outs[0].Path
 	checkVideo(t, path, plan.FPS, plan.Duration)
+	frame := 1 / plan.FPS.Float()
 
 	frames := gray(t, path, 64, 36)
 	pcm, err := marks.PCM(path)
@@ -127,11 +151,12 @@ func TestRecordedCallSync(t *testing.T) {
 		return true
 	}
 	var allAV, allV, allA []float64
-	medians := map[string][2]float64{}
+	video := map[string]placement{}
+	audio := map[string]float64{}
 	for i, p := range pubs {
 		who := p.Participant
 		flashes := flashesIn(frames, 64, 10, rects[who], plan.FPS)
-		var av, verr, aerr []float64
+		var av, verr, aerr, when []float64
 		skipped := 0
 		last := at[who][len(at[who])-1]
 		for _, e := range at[who] {
@@ -145,28 +170,66 @@ func TestRecordedCallSync(t *testing.T) {
 				t.Errorf("%s: mark at %.3f s: flash %.3f s away, tone %.3f s away", who, e, df, da)
 				continue
 			}
-			verr, aerr, av = append(verr, f-e), append(aerr, a-e), append(av, f-a)
+			verr, aerr, av, when = append(verr, f-e), append(aerr, a-e), append(av, f-a), append(when, e)
 		}
-		if len(av) < 3 {
-			t.Fatalf("%s: %d marks measured (%d of %d skipped), want at least 3", who, len(av), skipped, len(res[i].Marks))
+		// Five marks in a row sample every fifth of the output's frame
+		// (see syncMarkPeriod); four already leave a shift of 20 ms no room
+		// (checked below).
+		if got, want := len(av), 4; got < want {
+			t.Fatalf("%s: %d marks measured (%d of %d skipped), want at least %d", who, got, skipped, len(res[i].Marks), want)
 		}
 		allAV, allV, allA = append(allAV, av...), append(allV, verr...), append(allA, aerr...)
-		medians[who] = [2]float64{median(verr), median(aerr)}
+		vp := videoPlacement(verr, frame)
+		video[who], audio[who] = vp, median(aerr)
+		// Drift: the trend of the audio placement over the participant's
+		// marks (the tones are placed to the sample, so a trend of a
+		// millisecond shows), whatever drift the sync model reports.
+		span := when[len(when)-1] - when[0]
+		drift := marks.Slope(when, aerr) * span
 		t.Logf("%-5s %2d marks: A/V offset (flash − tone) %s; flash − instant %s; tone − instant %s", who, len(av),
 			scaled(marks.Summarize(av)), scaled(marks.Summarize(verr)), scaled(marks.Summarize(aerr)))
+		t.Logf("%-5s video placement %s; audio placement %+.2f ms (median), trend %+.2f ms over %.1f s", who, vp, audio[who]*1000, drift*1000, span)
+		if math.Abs(drift) > syncTol {
+			t.Errorf("%s: the audio placement drifts by %s over %.1f s, want within %s", who, ms(drift), span, ms(syncTol))
+		}
+		if vp.lo > vp.hi+2*syncTol {
+			t.Errorf("%s: no one video placement puts every flash on its nearest output frame: flash − instant %s", who, scaled(marks.Summarize(verr)))
+		}
+		// The measurement must be able to see a shift of 20 ms: the
+		// placements consistent with the flashes form an interval of
+		// width frame − (spread of the flash errors), + the tolerance.
+		if w := vp.hi - vp.lo + 2*syncTol; w >= regression {
+			t.Errorf("%s: the flashes leave %s of video placement undetermined (their phases in the output's frames spread over %s), want under %s",
+				who, ms(w), ms(vp.spread), ms(regression))
+		}
 	}
 	var between, betweenA []float64
 	names := []string{"alice", "bob", "carol"}
 	for i := range names {
 		for j := i + 1; j < len(names); j++ {
-			between = append(between, medians[names[i]][0]-medians[names[j]][0])
-			betweenA = append(betweenA, medians[names[i]][1]-medians[names[j]][1])
+			a, b := names[i], names[j]
+			d := video[a].minus(video[b])
+			between = append(between, d.mid())
+			betweenA = append(betweenA, audio[a]-audio[b])
+			t.Logf("between %s and %s: video %s (flashes' medians: %+.1f ms); audio %+.2f ms", a, b, d,
+				(median(video[a].errs)-median(video[b].errs))*1000, (audio[a]-audio[b])*1000)
+			// Each flash is on the output frame nearest to its instant, so
+			// the participants' video is within a frame of each other...
+			if got := math.Abs(d.mid()); got > frame {
+				t.Errorf("between %s and %s: video %s apart, want within one output frame (%s)", a, b, ms(got), ms(frame))
+			}
+			// ...and, measured to a fraction of a frame, in step.
+			if d.lo > 2*syncTol || d.hi < -2*syncTol {
+				t.Errorf("between %s and %s: video offset %s, want 0 (within %s)", a, b, d, ms(2*syncTol))
+			}
 		}
+	}
+	if got, want := len(between), 3; got != want {
+		t.Fatalf("%d pairs of participants compared, want %d", got, want)
 	}
 	avs, vs, as := marks.Summarize(allAV), marks.Summarize(allV), marks.Summarize(allA)
 	t.Logf("all   %2d marks: A/V offset %s; flash − instant %s; tone − instant %s", avs.N, scaled(avs), scaled(vs), scaled(as))
-	t.Logf("between participants (differences of their median placements, 3 pairs): video %s; audio %s",
-		scaled(marks.Summarize(between)), scaled(marks.Summarize(betweenA)))
+	t.Logf("between participants (3 pairs): video %s; audio %s", scaled(marks.Summarize(between)), scaled(marks.Summarize(betweenA)))
 	// Bounds the render keeps: audio is placed to the sample (the sync
 	// model's error, about a millisecond, remains); video is quantized to
 	// the output's frames (half a frame, 16.7 ms at 30 fps).
@@ -176,12 +239,40 @@ func TestRecordedCallSync(t *testing.T) {
 	if as.P95 > 0.005 {
 		t.Errorf("tones play %s (p95) from their instants: want under 5 ms", ms(as.P95))
 	}
-	if vs.Max > 0.5/plan.FPS.Float()+0.005 {
-		t.Errorf("a flash plays %s from its instant: want within half a frame and 5 ms", ms(vs.Max))
+	if vs.Max > frame/2+syncTol {
+		t.Errorf("a flash plays %s from its instant: want within half a frame and %s", ms(vs.Max), ms(syncTol))
 	}
 	if s := marks.Summarize(betweenA); s.Max > 0.005 {
 		t.Errorf("participants' audio is up to %s apart: want under 5 ms", ms(s.Max))
 	}
+}
+
+// placement is a participant's video placement (its flashes' offset from
+// their instants, before the rounding to output frames) as the interval of
+// offsets consistent with every flash: the renderer shows each flash on the
+// output frame nearest to instant + offset, so a flash e after its instant
+// says offset ∈ (e − frame/2, e + frame/2]. Flashes that sample different
+// places in the frame narrow it to frame − spread(e).
+type placement struct {
+	lo, hi float64 // s
+	spread float64 // s: max − min of the flash errors
+	errs   []float64
+}
+
+func videoPlacement(errs []float64, frame float64) placement {
+	s := marks.SummarizeSigned(errs)
+	return placement{lo: s.Max - frame/2, hi: s.Min + frame/2, spread: s.Spread(), errs: errs}
+}
+
+// minus is the interval of p − q.
+func (p placement) minus(q placement) placement {
+	return placement{lo: p.lo - q.hi, hi: p.hi - q.lo}
+}
+
+func (p placement) mid() float64 { return (p.lo + p.hi) / 2 }
+
+func (p placement) String() string {
+	return fmt.Sprintf("%+.1f ms (%+.1f to %+.1f)", p.mid()*1000, p.lo*1000, p.hi*1000)
 }
 
 func median(v []float64) float64 {

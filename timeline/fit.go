@@ -167,8 +167,10 @@ const (
 	// hundred ppm; more means a wrong clock rate or reports from elsewhere.
 	maxRateError = 0.01
 	// minTwoReportSpan is the RTP span (in seconds of nominal time) two
-	// reports must cover for their slope to be trusted over the nominal rate.
-	minTwoReportSpan = 5.0
+	// reports must cover for their slope to be trusted over the nominal
+	// rate: with no residual to judge them by, their timing noise (Chromium's
+	// audio reports scatter by milliseconds) must be small beside the span.
+	minTwoReportSpan = 30.0
 	// maxSlopeSE is the largest standard error (relative) of a slope fitted
 	// over three or more reports for it to be trusted over the nominal rate.
 	maxSlopeSE = 50e-6
@@ -222,12 +224,18 @@ func fitReportLine(xs, ys []float64, nsPerTick, rate float64) (reportFit, error)
 	l, sxx, ssr, ok := leastSquares(kx, ky)
 	trust := false
 	if ok {
-		switch {
-		case len(kx) == 2:
+		switch n := len(kx); {
+		case n == 2:
 			trust = (kx[1]-kx[0])/rate >= minTwoReportSpan
-		case len(kx) > 2:
-			se := math.Sqrt(ssr/float64(len(kx)-2)/sxx) / nsPerTick
-			trust = se <= maxSlopeSE
+		case n > 2:
+			// Trust the fitted rate when it is precise and differs from the
+			// nominal one by more than its noise explains (a t-test at 1 %):
+			// three jittery reports that fall on a line by chance give a small
+			// standard error from one degree of freedom, but not a
+			// significant difference.
+			se := math.Sqrt(ssr/float64(n-2)/sxx) / nsPerTick
+			dev := math.Abs(l.Slope/nsPerTick - 1)
+			trust = se <= maxSlopeSE && (se == 0 || dev/se > tCritical99(n-2))
 		}
 	}
 	if trust {
@@ -255,6 +263,25 @@ func fitReportLine(xs, ys []float64, nsPerTick, rate float64) (reportFit, error)
 		return f, errNotFinite
 	}
 	return f, nil
+}
+
+// tCritical99 is the two-sided 1 % critical value of Student's t
+// distribution with dof ≥ 1 degrees of freedom; between the table's rows,
+// the row of fewer degrees of freedom (the larger, safer value).
+func tCritical99(dof int) float64 {
+	table := []struct {
+		dof int
+		t   float64
+	}{{1, 63.657}, {2, 9.925}, {3, 5.841}, {4, 4.604}, {5, 4.032}, {6, 3.707}, {7, 3.499}, {8, 3.355},
+		{9, 3.250}, {10, 3.169}, {12, 3.055}, {15, 2.947}, {20, 2.845}, {30, 2.750}, {60, 2.660}, {120, 2.617}}
+	t := table[0].t
+	for _, r := range table {
+		if r.dof > dof {
+			break
+		}
+		t = r.t
+	}
+	return t
 }
 
 // envelopeFit is a line under a cloud of (x, y) points with one-sided noise.

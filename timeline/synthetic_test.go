@@ -68,6 +68,7 @@ type pubSpec struct {
 type truthClock struct {
 	offsetNS, drift       float64
 	wanderNS, wanderPhase float64
+	firstNS, lastNS       int64 // the publishes that used it, relative to T0
 }
 
 type episode struct{ start, dur, peak float64 } // ns, relative to T0
@@ -211,6 +212,10 @@ func buildSynthetic(spec synthSpec) *synthTruth {
 			pubID := fmt.Sprintf("%s-pub%d", p.id, pi+1)
 			ps0 := t0 + int64(pub.startS*1e9)
 			pe := t0 + int64(pub.endS*1e9)
+			if clock.lastNS == 0 {
+				clock.firstNS = ps0 - t0
+			}
+			clock.lastNS = pe - t0
 			part.Publishes = append(part.Publishes, Publish{ID: pubID, StartUnixNS: ps0 + p.baseNS, EndUnixNS: pe + p.baseNS})
 			for _, kind := range []Kind{Audio, Video} {
 				cuts := []int64{ps0, pe}

@@ -5,11 +5,13 @@ package marks
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -247,4 +249,91 @@ func Summarize(d []float64) Stats {
 
 func (s Stats) String() string {
 	return fmt.Sprintf("n=%d p50=%.1f p95=%.1f max=%.1f", s.N, s.P50, s.P95, s.Max)
+}
+
+// Match pairs times of a with times of b one to one, nearest first: no two
+// pairs share an element, and each pair is at most maxDist apart. It returns
+// the pairs as indices [i of a, j of b], in the order of a. Unlike Pair, a
+// time of b is never used twice, so a window under half the marks' period
+// cannot pair a mark with its neighbour's partner.
+func Match(a, b []float64, maxDist float64) [][2]int {
+	type cand struct {
+		i, j int
+		d    float64
+	}
+	var cs []cand
+	for i, x := range a {
+		for j, y := range b {
+			if d := math.Abs(x - y); d <= maxDist {
+				cs = append(cs, cand{i, j, d})
+			}
+		}
+	}
+	slices.SortStableFunc(cs, func(p, q cand) int { return cmp.Compare(p.d, q.d) })
+	usedA, usedB := make([]bool, len(a)), make([]bool, len(b))
+	var out [][2]int
+	for _, c := range cs {
+		if usedA[c.i] || usedB[c.j] {
+			continue
+		}
+		usedA[c.i], usedB[c.j] = true, true
+		out = append(out, [2]int{c.i, c.j})
+	}
+	slices.SortFunc(out, func(p, q [2]int) int { return cmp.Compare(p[0], q[0]) })
+	return out
+}
+
+// Signed are statistics of signed values (offsets that keep their
+// direction), in the input's unit.
+type Signed struct {
+	N                      int
+	Median, Mean, Min, Max float64
+}
+
+// SummarizeSigned returns the statistics of d (all zero when d is empty:
+// check N).
+func SummarizeSigned(d []float64) Signed {
+	if len(d) == 0 {
+		return Signed{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	sum := 0.0
+	for _, v := range s {
+		sum += v
+	}
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Signed{N: len(s), Median: med, Mean: sum / float64(len(s)), Min: s[0], Max: s[len(s)-1]}
+}
+
+// Spread is Max − Min.
+func (s Signed) Spread() float64 { return s.Max - s.Min }
+
+func (s Signed) String() string {
+	return fmt.Sprintf("n=%d median=%+.1f mean=%+.1f min=%+.1f max=%+.1f spread=%.1f", s.N, s.Median, s.Mean, s.Min, s.Max, s.Spread())
+}
+
+// Slope is the Theil–Sen slope of y over x: the median of the slopes
+// between every two points (0 with fewer than two distinct x). Unlike a
+// least-squares fit, one odd point (a late frame) barely moves it.
+func Slope(x, y []float64) float64 {
+	var s []float64
+	for i := range min(len(x), len(y)) {
+		for j := range i {
+			if dx := x[i] - x[j]; dx != 0 {
+				s = append(s, (y[i]-y[j])/dx)
+			}
+		}
+	}
+	if len(s) == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
 }
