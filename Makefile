@@ -5,17 +5,27 @@ VERSITYGW := $(BIN)/versitygw
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME  ?= 20s
 
-.PHONY: all deps build test demo bench soak lint fuzz clean
+.PHONY: all deps deps-demo build test demo bench soak lint fuzz clean
 
 all: build
 
-CHROMIUM  := /usr/lib/chromium/chromium
+CHROMIUM    := /usr/lib/chromium/chromium
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Packages whose tests run under the race detector: everything. (capture,
+# postcall, storage and cmd/tapedeck are where the concurrency is; the others
+# cost little more under -race.)
+RACE      ?= -race
 
-## deps: install what the tests and the demo need (FFmpeg and Chromium from Debian, versitygw with go install)
-deps:
-	@{ command -v ffmpeg && command -v ffprobe && test -x $(CHROMIUM); } >/dev/null 2>&1 || { \
-		echo "installing ffmpeg and chromium from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg chromium; }
+## deps-demo: what the demo needs: FFmpeg from Debian's packages
+deps-demo:
+	@{ command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || { \
+		echo "installing ffmpeg from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
+
+## deps: what the tests need besides: Chromium from Debian's packages, versitygw with go install
+deps: deps-demo
+	@test -x $(CHROMIUM) || { echo "installing chromium from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 	@test -x $(VERSITYGW) || { echo "installing versitygw (S3-compatible test server) into .bin"; \
 		GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; }
 
@@ -23,41 +33,42 @@ deps:
 build:
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck
 
-## test: every test, with real FFmpeg, real WebRTC over loopback and a real S3 server
+## test: every test under the race detector, with real FFmpeg, real WebRTC over loopback, a real S3
+## server and a real Chromium
 test: deps
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test $(RACE) -count=1 -timeout 20m ./...
 
 ## demo: a three-participant call captured into ./demo
-demo: deps
+demo: deps-demo
 	$(GO) run ./cmd/tapedeck demo --data demo
 
 ## bench: capture path figures (per packet, and a loopback load run), then the render of a 4-participant
 ## 5-minute 720p30 call against a hand-written xstack+amix FFmpeg command; prints a report
-bench: deps
+bench: deps-demo
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
 	$(GO) test -run '^$$' -bench Render -benchtime 1x -count=1 -timeout 60m ./render
 
 ## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
-soak: deps
+soak: deps-demo
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 10 --bitrate 1500000 --duration 10m --report-every 30s --log-level warn
 
-## lint: gofmt, go vet, staticcheck
+## lint: gofmt, go vet, staticcheck (pinned), go.mod and go.sum tidy
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
-	@command -v staticcheck >/dev/null 2>&1 || GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
-	PATH=$(BIN):$$PATH staticcheck ./...
+	@test -x $(BIN)/staticcheck || GOBIN=$(BIN) $(GO) install $(STATICCHECK)
+	$(BIN)/staticcheck ./...
+	$(GO) mod tidy -diff
 
-## fuzz: run each fuzz target for FUZZTIME
+## fuzz: run every fuzz target of the repository (found by name) for FUZZTIME
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzRTPPath -fuzztime $(FUZZTIME) ./capture
-	$(GO) test -run '^$$' -fuzz FuzzJournal -fuzztime $(FUZZTIME) ./capture
-	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./capture/mkv
-	$(GO) test -run '^$$' -fuzz FuzzWriter -fuzztime $(FUZZTIME) ./capture/mkv
-	$(GO) test -run '^$$' -fuzz FuzzNewSync -fuzztime $(FUZZTIME) ./timeline
-	$(GO) test -run '^$$' -fuzz FuzzParseEdits -fuzztime $(FUZZTIME) ./timeline
-	$(GO) test -run '^$$' -fuzz FuzzParseCaptions -fuzztime $(FUZZTIME) ./timeline
+	@grep -rn --include='*_test.go' '^func Fuzz' . | \
+		sed -E 's#^\./(.*)/[^/]*_test\.go:[0-9]+:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort -u | \
+		while read dir name; do \
+			echo "fuzz $$name ./$$dir ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
+		done
 
 clean:
 	rm -rf $(BIN) demo store
