@@ -39,8 +39,12 @@ test: deps
 	$(GO) test $(RACE) -count=1 -timeout 20m ./...
 
 ## demo: a three-participant call captured into ./demo
-demo: deps-demo
-	$(GO) run ./cmd/tapedeck demo --data demo
+## (FFmpeg installs while the binary compiles; the compile, about two minutes on a fresh machine, is the longer)
+demo:
+	@$(MAKE) --no-print-directory deps-demo & deps=$$!; \
+		$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck; built=$$?; \
+		wait $$deps || exit 1; exit $$built
+	$(BIN)/tapedeck demo --data demo
 
 ## bench: capture path figures (per packet, and a loopback load run), then the render of a 4-participant
 ## 5-minute 720p30 call against a hand-written xstack+amix FFmpeg command; prints a report
