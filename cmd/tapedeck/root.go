@@ -152,15 +152,17 @@ func failures(c *cobra.Command) {
 
 // asFailure gives err exitFailure unless it already carries an exit code.
 func asFailure(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ue *usageErr
-	var ee *exitError
-	if errors.As(err, &ue) || errors.As(err, &ee) {
+	if err == nil || hasExitCode(err) {
 		return err
 	}
 	return &exitError{code: exitFailure, err: err}
+}
+
+// hasExitCode reports whether err carries its exit code (usageErr, exitError).
+func hasExitCode(err error) bool {
+	var ue *usageErr
+	var ee *exitError
+	return errors.As(err, &ue) || errors.As(err, &ee)
 }
 
 // execute runs the command line args with ctx and returns what the command
@@ -171,12 +173,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return nil
-	}
-	var ue *usageErr
-	var ee *exitError
-	if errors.As(err, &ue) || errors.As(err, &ee) {
+	if err == nil || hasExitCode(err) {
 		return err
 	}
 	// Not from a command's code (failures wraps all of it): cobra rejected
