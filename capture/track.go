@@ -55,6 +55,10 @@ type trackRecorder struct {
 	levelExt int // audio level header extension ID, 0 if none
 	lastPLI  time.Time
 
+	written     bool  // a frame was written, lastWritten is its RTP time
+	lastWritten int64 // across segments: a new file never starts before it
+	backwards   int64 // frames dropped because their time ran backwards
+
 	// statistics windows
 	firstExt    int64
 	lastArrival time.Time
@@ -221,7 +225,8 @@ func (t *trackRecorder) finish() {
 	t.closeSegment()
 	t.flushStats(true)
 	st := t.jitter.Stats()
-	t.log.Info("track ended", "received", st.Received, "lost", st.Lost, "duplicates", st.Duplicates, "late", st.Late)
+	t.log.Info("track ended", "received", st.Received, "lost", st.Lost, "duplicates", st.Duplicates, "late", st.Late,
+		"backwards_dropped", t.backwards)
 }
 
 // handle processes one packet released in order by the jitter buffer.
@@ -333,6 +338,15 @@ func (t *trackRecorder) requestKeyframe(now time.Time) {
 
 // write puts a frame into the current segment, rotating when due.
 func (t *trackRecorder) write(f *Frame) error {
+	if t.written && f.RTP < t.lastWritten {
+		// A frame whose time runs backwards (a sender that rewrites its
+		// timestamps, B-frames): files and segments must follow each other
+		// in time, so it is dropped, and said once.
+		if t.backwards++; t.backwards == 1 {
+			t.log.Warn("frame timestamps run backwards: such frames are dropped", "rtp", f.RTP, "last", t.lastWritten)
+		}
+		return nil
+	}
 	if f.Width > 0 && (f.Width != t.width || f.Height != t.height) {
 		if t.width != 0 {
 			t.event(timeline.EventResolution, f.RTP, f.Arrival, f.Width, f.Height)
@@ -400,6 +414,7 @@ func (t *trackRecorder) write(f *Frame) error {
 		}
 	}
 	sg.lastRTP, sg.lastArrival = f.RTP, f.Arrival
+	t.written, t.lastWritten = true, f.RTP
 	return nil
 }
 
