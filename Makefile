@@ -22,12 +22,19 @@ deps-demo:
 		echo "installing ffmpeg from Debian's packages"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
 
-## deps: what the tests need besides: Chromium from Debian's packages, versitygw with go install
+## deps: what the tests need besides: Chromium, coturn (TURN) and xmllint from Debian's packages, versitygw
+## with go install, and the WHIP clients written elsewhere from npm (examples/browser/interop)
+INTEROP := examples/browser/interop
 deps: deps-demo
-	@test -x $(CHROMIUM) || { echo "installing chromium from Debian's packages"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@{ test -x $(CHROMIUM) && command -v turnserver && command -v xmllint; } >/dev/null 2>&1 || { \
+		echo "installing chromium, coturn and libxml2-utils from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium coturn libxml2-utils; }
 	@test -x $(VERSITYGW) || { echo "installing versitygw (S3-compatible test server) into .bin"; \
 		GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; }
+	@cmp -s $(INTEROP)/package-lock.json $(INTEROP)/node_modules/.installed-lock.json || { \
+		echo "installing the npm WHIP clients into $(INTEROP)/node_modules"; \
+		npm ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error && \
+		cp $(INTEROP)/package-lock.json $(INTEROP)/node_modules/.installed-lock.json; }
 
 ## build: the tapedeck binary in .bin
 build:

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +50,8 @@ func recordedCodecs() []webrtc.RTPCodecParameters {
 const udpReadBuffer = 4 << 20
 
 // newAPI builds the pion API used for every publish. All media arrives on
-// one UDP port (per interface); the returned mux must be closed at the end.
+// one UDP port (per interface), and with cfg.TCPPort on one TCP port; the
+// returned closer closes them at the end.
 func newAPI(cfg ICEConfig) (*webrtc.API, io.Closer, error) {
 	m := &webrtc.MediaEngine{}
 	for _, c := range recordedCodecs() {
@@ -108,14 +110,44 @@ func newAPI(cfg ICEConfig) (*webrtc.API, io.Closer, error) {
 		return nil, nil, fmt.Errorf("capture: media UDP port %d: %w", cfg.UDPPort, err)
 	}
 	se.SetICEUDPMux(mux)
+	closers := closeAll{mux}
+	if cfg.TCPPort != 0 {
+		// Passive ICE-TCP on one port, for clients whose UDP is blocked.
+		ip := net.IPv4zero
+		if cfg.LoopbackOnly {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: ip, Port: max(cfg.TCPPort, 0)})
+		if err != nil {
+			_ = closers.Close()
+			return nil, nil, fmt.Errorf("capture: media TCP port %d: %w", cfg.TCPPort, err)
+		}
+		tcpMux := webrtc.NewICETCPMux(nil, ln, 64)
+		closers = append(closers, tcpMux, ln)
+		se.SetICETCPMux(tcpMux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	}
 	if len(cfg.NAT1To1IPs) > 0 {
 		// Announce the public addresses instead of the host's own.
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External: cfg.NAT1To1IPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
 		}); err != nil {
-			_ = mux.Close()
+			_ = closers.Close()
 			return nil, nil, fmt.Errorf("capture: public addresses %v: %w", cfg.NAT1To1IPs, err)
 		}
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), mux, nil
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), closers, nil
+}
+
+// closeAll closes each of its closers, in order, and returns their errors.
+type closeAll []io.Closer
+
+func (c closeAll) Close() error {
+	var errs []error
+	for _, cl := range c {
+		if err := cl.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

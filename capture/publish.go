@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/tapedeck/tapedeck/timeline"
 )
@@ -55,6 +56,15 @@ type publish struct {
 	work sync.WaitGroup
 
 	endOnce sync.Once
+
+	ice iceSession // PATCH's state
+}
+
+// iceSession is the state of a publish's ICE session that PATCH changes.
+type iceSession struct {
+	mu         sync.Mutex // serializes PATCHes: a restart never interleaves with candidates
+	gen        int        // ICE restarts so far: the entity-tag changes with it
+	ufrag, pwd string     // the client's current credentials
 }
 
 // hold adds one piece of work to the publish, unless it is ending.
@@ -81,7 +91,7 @@ func (p *publish) endedBy() error {
 func (r *Recorder) publish(ctx context.Context, room, participant, offer string) (*publish, string, error) {
 	// The connection exists before the publish is shared: whoever ends the
 	// publish, at any point of its setup, closes it.
-	pc, err := r.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := r.api.NewPeerConnection(webrtc.Configuration{ICEServers: r.cfg.ICE.iceServers("tapedeck", time.Now())})
 	if err != nil {
 		return nil, "", fmt.Errorf("capture: new peer connection: %w", err)
 	}
@@ -162,6 +172,12 @@ func (p *publish) start(ctx context.Context, offer string) (string, error) {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", &badOfferError{err}
 	}
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err == nil {
+		p.ice.mu.Lock()
+		p.ice.ufrag, p.ice.pwd = iceCredentials(&parsed)
+		p.ice.mu.Unlock()
+	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return "", &badOfferError{err}
@@ -169,20 +185,38 @@ func (p *publish) start(ctx context.Context, offer string) (string, error) {
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("capture: set local description: %w", err)
 	}
-	select {
-	case <-webrtc.GatheringCompletePromise(pc):
-	case <-p.stop:
-		return "", errors.New("capture: publish ended during ICE gathering")
-	case <-ctx.Done():
-		return "", fmt.Errorf("capture: publish: %w", ctx.Err())
-	case <-time.After(5 * time.Second):
-		return "", errors.New("capture: ICE gathering did not complete")
+	if err := waitGathering(ctx, pc, p.stop, p.log); err != nil {
+		return "", err
 	}
 	ld := pc.LocalDescription()
 	if ld == nil || !strings.Contains(ld.SDP, "m=") {
 		return "", errors.New("capture: empty answer")
 	}
 	return ld.SDP, nil
+}
+
+// gatherWait bounds the wait for the recorder's own candidates. Host
+// candidates come at once; a TURN server's relay candidate takes a round
+// trip, and one that does not answer must not hold every publish up.
+const gatherWait = 2 * time.Second
+
+// waitGathering waits until pc has gathered its candidates, or for
+// gatherWait: then the answer goes out with those it has, if any.
+func waitGathering(ctx context.Context, pc *webrtc.PeerConnection, stop <-chan struct{}, log *slog.Logger) error {
+	select {
+	case <-webrtc.GatheringCompletePromise(pc):
+		return nil
+	case <-stop:
+		return errors.New("capture: publish ended during ICE gathering")
+	case <-ctx.Done():
+		return fmt.Errorf("capture: publish: %w", ctx.Err())
+	case <-time.After(gatherWait):
+	}
+	if ld := pc.LocalDescription(); ld != nil && strings.Contains(ld.SDP, "a=candidate:") {
+		log.Warn("ICE gathering incomplete (a STUN/TURN server slow or unreachable?): answering with the candidates gathered", "after", gatherWait)
+		return nil
+	}
+	return fmt.Errorf("capture: no ICE candidate gathered in %v", gatherWait)
 }
 
 // end closes the publish's connection, waits for its setup and tracks to be

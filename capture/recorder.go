@@ -30,6 +30,10 @@ type Config struct {
 	DataDir string
 	// Tokens are the accepted bearer tokens; none means no authentication.
 	Tokens []string
+	// CORSOrigins are the web origins (scheme://host[:port]) whose pages
+	// may publish from a browser; "*" allows any (safe: authentication is a
+	// bearer token, never a cookie). None: no CORS headers.
+	CORSOrigins []string
 	// SegmentDuration and SegmentSize rotate a track's file when either is
 	// reached (video rotates at the next keyframe). Zero means the default.
 	SegmentDuration time.Duration
@@ -79,6 +83,17 @@ type ICEConfig struct {
 	NAT1To1IPs []string
 	// UDPPort is the one UDP port all media arrives on (0 = a random one).
 	UDPPort int
+	// TCPPort, if not zero, adds passive ICE-TCP candidates on this one TCP
+	// port (-1: a random one), for clients whose UDP is blocked.
+	TCPPort int
+	// Servers are STUN and TURN servers: given to clients in Link headers
+	// (RFC 9725, 4.6) and used by the recorder itself.
+	Servers []ICEServer
+	// TURNSecret, if set, gives TURN servers without static credentials
+	// time-limited credentials computed from this shared secret (the TURN
+	// REST scheme of coturn's use-auth-secret), valid for TURNTTL.
+	TURNSecret string
+	TURNTTL    time.Duration
 }
 
 // Defaults used where Config leaves a field zero.

@@ -35,24 +35,35 @@ func CheckName(what, name string) error {
 	return nil
 }
 
-// Handler returns the WHIP endpoint (RFC 9725):
+// Handler returns the WHIP endpoint (RFC 9725), with CORS on every route
+// (Config.CORSOrigins):
 //
-//	POST   /whip/{room}?participant={name}   publish; 201 with the SDP answer and a Location
-//	DELETE /whip/{room}/{publish}            end the publish
+//	POST    /whip/{room}?participant={name}   publish; 201 with the SDP answer, a Location and an ETag
+//	PATCH   /whip/{room}/{publish}            trickle ICE (204) or an ICE restart (200 with the new sdpfrag)
+//	DELETE  /whip/{room}/{publish}            end the publish
+//	OPTIONS on both                           CORS preflight, or what the route accepts
 func (r *Recorder) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /whip/{room}", r.handlePublish)
-	mux.HandleFunc("OPTIONS /whip/{room}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("OPTIONS /whip/{room}", func(w http.ResponseWriter, req *http.Request) {
+		if !r.checkAuth(w, req) {
+			return
+		}
 		w.Header().Set("Accept-Post", "application/sdp")
+		w.Header().Set("Allow", "POST, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("DELETE /whip/{room}/{publish}", r.handleDelete)
-	mux.HandleFunc("PATCH /whip/{room}/{publish}", func(w http.ResponseWriter, _ *http.Request) {
-		// Trickle ICE and ICE restarts are not supported (RFC 9725, 4.3).
-		w.Header().Set("Allow", "DELETE")
-		http.Error(w, "trickle ICE is not supported: gather all candidates before POSTing the offer", http.StatusMethodNotAllowed)
+	mux.HandleFunc("PATCH /whip/{room}/{publish}", r.handlePatch)
+	mux.HandleFunc("OPTIONS /whip/{room}/{publish}", func(w http.ResponseWriter, req *http.Request) {
+		if !r.checkAuth(w, req) {
+			return
+		}
+		w.Header().Set("Accept-Patch", sdpFragType)
+		w.Header().Set("Allow", "PATCH, DELETE, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
 	})
-	return mux
+	return r.cors(mux)
 }
 
 // authorized checks the bearer token in constant time.
@@ -172,7 +183,11 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", "/whip/"+room+"/"+p.id)
-	w.Header().Set("ETag", `"`+p.id+`"`)
+	w.Header().Set("ETag", p.etag())
+	w.Header().Set("Accept-Patch", sdpFragType)
+	for _, l := range linkHeaders(r.cfg.ICE.iceServers(participant, time.Now())) {
+		w.Header().Add("Link", l)
+	}
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
@@ -181,13 +196,7 @@ func (r *Recorder) handleDelete(w http.ResponseWriter, req *http.Request) {
 	if !r.checkAuth(w, req) {
 		return
 	}
-	room, id := req.PathValue("room"), req.PathValue("publish")
-	r.mu.Lock()
-	var p *publish
-	if s := r.rooms[room]; s != nil {
-		p = s.publishes[id]
-	}
-	r.mu.Unlock()
+	p := r.lookup(req.PathValue("room"), req.PathValue("publish"))
 	if p == nil {
 		http.Error(w, "no such publish", http.StatusNotFound)
 		return

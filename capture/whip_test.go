@@ -72,7 +72,8 @@ func TestWHIPBadInput(t *testing.T) {
 		{"room too long", "POST", "/whip/" + strings.Repeat("r", 65) + "?participant=a", "application/sdp", "Bearer s3cret", offer, 400, "longer than 64"},
 		{"delete unknown", "DELETE", "/whip/room/abcdef", "", "Bearer s3cret", "", 404, "no such publish"},
 		{"delete without token", "DELETE", "/whip/room/abcdef", "", "", "", 401, "bearer token"},
-		{"trickle", "PATCH", "/whip/room/abcdef", "application/trickle-ice-sdpfrag", "Bearer s3cret", "a=candidate", 405, "trickle"},
+		{"patch unknown", "PATCH", "/whip/room/abcdef", "application/trickle-ice-sdpfrag", "Bearer s3cret", "a=candidate", 404, "no such publish"},
+		{"patch without token", "PATCH", "/whip/room/abcdef", "application/trickle-ice-sdpfrag", "", "a=candidate", 401, "bearer token"},
 		{"get", "GET", "/whip/room", "", "Bearer s3cret", "", 405, ""},
 	}
 	for _, c := range cases {

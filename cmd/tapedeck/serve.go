@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +29,13 @@ type serveFlags struct {
 	allowPublic bool
 	natIPs      []string
 	udpPort     int
+	tcpPort     int
+	corsOrigins []string
+	iceServers  []string
+	iceUser     string
+	iceCred     string
+	turnSecret  string
+	turnTTL     time.Duration
 	drain       time.Duration
 	post        pipelineFlags
 }
@@ -66,6 +75,13 @@ func newServeCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.allowPublic, "allow-public", false, "allow listening on a non-loopback address without --token")
 	fl.StringSliceVar(&f.natIPs, "nat-ip", nil, "public IP to announce in ICE candidates (1:1 NAT)")
 	fl.IntVar(&f.udpPort, "udp-port", 0, "the one UDP port all media arrives on (0: a random port)")
+	fl.IntVar(&f.tcpPort, "tcp-port", 0, "also take media over ICE-TCP on this one TCP port, for clients whose UDP is blocked (0: off)")
+	fl.StringArrayVar(&f.corsOrigins, "cors-origin", []string{"*"}, "web origin whose pages may publish from a browser, e.g. https://app.example.com (repeatable; * any: safe, as auth is a bearer token)")
+	fl.StringArrayVar(&f.iceServers, "ice-server", nil, "STUN/TURN server given to clients in Link headers and used by the recorder: stun:HOST[:PORT], turn:HOST[:PORT][?transport=tcp], turns:HOST[:PORT] (repeatable)")
+	fl.StringVar(&f.iceUser, "ice-username", "", "static username of the TURN servers (else --turn-secret)")
+	fl.StringVar(&f.iceCred, "ice-credential", "", "static password of the TURN servers (also $TAPEDECK_ICE_CREDENTIAL)")
+	fl.StringVar(&f.turnSecret, "turn-secret", "", "shared secret of the TURN servers (coturn use-auth-secret): time-limited credentials per publish (also $TAPEDECK_TURN_SECRET)")
+	fl.DurationVar(&f.turnTTL, "turn-ttl", capture.DefaultTURNTTL, "validity of the credentials computed from --turn-secret")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for sessions to finish")
 	f.post.register(fl, roleRecorder)
 	return cmd
@@ -81,12 +97,53 @@ func (f *serveFlags) config() (capture.Config, error) {
 	if !loopback && len(f.tokens) == 0 && !f.allowPublic {
 		return capture.Config{}, usageError("--listen %s is not a loopback address and no --token is set: anyone could publish; set --token, or --allow-public if that is what you want", f.listen)
 	}
+	if f.turnSecret == "" {
+		f.turnSecret = os.Getenv("TAPEDECK_TURN_SECRET")
+	}
+	if f.iceCred == "" {
+		f.iceCred = os.Getenv("TAPEDECK_ICE_CREDENTIAL")
+	}
 	cfg := capture.Config{
 		DataDir: f.data, Tokens: f.tokens, SegmentDuration: f.segDuration, SegmentSize: f.segSize, Grace: f.grace,
-		ICE: capture.ICEConfig{LoopbackOnly: loopback, NAT1To1IPs: f.natIPs, UDPPort: f.udpPort},
+		CORSOrigins: f.corsOrigins,
+		ICE: capture.ICEConfig{LoopbackOnly: loopback, NAT1To1IPs: f.natIPs, UDPPort: f.udpPort, TCPPort: f.tcpPort,
+			TURNSecret: f.turnSecret, TURNTTL: f.turnTTL},
 	}
-	if f.udpPort < 0 || f.udpPort > 65535 {
-		return capture.Config{}, usageError("--udp-port %d: want 0 to 65535", f.udpPort)
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--udp-port", f.udpPort}, {"--tcp-port", f.tcpPort}} {
+		if p.port < 0 || p.port > 65535 {
+			return capture.Config{}, usageError("%s %d: want 0 to 65535", p.flag, p.port)
+		}
+	}
+	for _, o := range f.corsOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return capture.Config{}, usageError("--cors-origin %q: want an origin such as https://app.example.com, or *", o)
+		}
+	}
+	if (f.iceUser == "") != (f.iceCred == "") {
+		return capture.Config{}, usageError("--ice-username and --ice-credential go together")
+	}
+	if f.turnTTL <= 0 {
+		return capture.Config{}, usageError("--turn-ttl %v: want a positive duration", f.turnTTL)
+	}
+	for _, u := range f.iceServers {
+		s := capture.ICEServer{URL: u}
+		if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+			s.Username, s.Credential = f.iceUser, f.iceCred
+			if s.Username == "" && f.turnSecret == "" {
+				return capture.Config{}, usageError("--ice-server %s: a TURN server needs --turn-secret or --ice-username/--ice-credential", u)
+			}
+		}
+		if err := capture.CheckICEServer(s); err != nil {
+			return capture.Config{}, usageError("--ice-server: %v", err)
+		}
+		cfg.ICE.Servers = append(cfg.ICE.Servers, s)
 	}
 	return cfg, nil
 }
@@ -124,7 +181,10 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
-	mux.Handle("/{$}", http.RedirectHandler("/publish/", http.StatusFound))
+	if err := mountConsole(mux, rec, jobs, post, cfg, log); err != nil {
+		_ = rec.Close(ctx)
+		return fmt.Errorf("serve: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

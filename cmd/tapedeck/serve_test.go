@@ -88,6 +88,26 @@ func TestServeHealthMetricsDrain(t *testing.T) {
 	if code, body := get(t, p.base+"/readyz"); code != 200 {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
+	// CORS is on the WHIP routes (--cors-origin defaults to *), never on
+	// the control API or the health routes.
+	for _, c := range []struct {
+		method, path string
+		cors         bool
+	}{{"OPTIONS", "/whip/drain", true}, {"GET", "/api/sessions", false}, {"OPTIONS", "/api/sessions", false}, {"GET", "/healthz", false}} {
+		req, _ := http.NewRequest(c.method, p.base+c.path, nil)
+		req.Header.Set("Origin", "https://app.example.com")
+		if c.method == "OPTIONS" {
+			req.Header.Set("Access-Control-Request-Method", "POST")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin") != ""; got != c.cors {
+			t.Errorf("%s %s: CORS headers %v, want %v", c.method, c.path, got, c.cors)
+		}
+	}
 	cfg := publisher.Config{Endpoint: p.base + "/whip/drain", Participant: "ivy", Duration: 6 * time.Second,
 		Video: publisher.VP8, Audio: true, Width: 320, Height: 240, Bitrate: 400_000}
 	if _, err := publisher.PrepareMedia(t.Context(), cfg, nil); err != nil {

@@ -50,6 +50,23 @@ type Config struct {
 	// BeforePost, if set, is called once the offer is ready, just before it
 	// is POSTed; tests use it to send several POSTs at the same instant.
 	BeforePost func()
+
+	// How the publish does ICE. By default every candidate is gathered
+	// before the offer is POSTed.
+	//
+	// Trickle POSTs the offer at once and sends the candidates as they are
+	// gathered with PATCH (RFC 9725, 4.3.2), If-Match the session's ETag.
+	Trickle bool
+	// NoCandidates POSTs an offer without candidates and never PATCHes, as
+	// OBS does: the connection comes up from the publisher's connectivity
+	// checks alone (peer-reflexive candidates on the recorder's side).
+	NoCandidates bool
+	// TCPOnly uses ICE over TCP only, as a client whose UDP is blocked.
+	TCPOnly bool
+	// RestartAfter, if set, restarts ICE that long after sending starts:
+	// new credentials and candidates with PATCH, If-Match "*" (RFC 9725,
+	// 4.3.3); media goes on once the new session is checked.
+	RestartAfter time.Duration
 }
 
 const (

@@ -48,6 +48,19 @@ type Result struct {
 	End time.Time
 	// Interrupted is set when ctx ended the publish before Duration.
 	Interrupted bool
+	// Posted is when the offer was POSTed; Connected when the connection
+	// came up (zero if it did not).
+	Posted, Connected time.Time
+	// Links are the Link headers of the 201 (the recorder's ICE servers).
+	Links []string
+	// Path is the connection's selected candidate pair, e.g.
+	// "udp host 127.0.0.1:40000 → udp host 127.0.0.1:50000".
+	Path string
+	// Trickled counts the candidates sent with PATCH (Config.Trickle).
+	Trickled int
+	// RestartTook is how long the ICE restart took (Config.RestartAfter),
+	// from its PATCH to the connection being checked again.
+	RestartTook time.Duration
 	// Tracks: the video track first (if any), then the audio track.
 	Tracks []TrackResult
 	// Marks are the sync marks sent, in order.
@@ -152,6 +165,11 @@ type session struct {
 	rtcpDone           sync.WaitGroup
 
 	framesSent, packetsSent int
+
+	ice         iceState   // the WHIP session's ICE entity (trickle, restart)
+	restartMu   sync.Mutex // guards what the restart goroutine reports
+	restartTook time.Duration
+	restartErr  error
 }
 
 // feedbackCounts counts the RTCP feedback received for one track.
@@ -239,6 +257,10 @@ func (s *session) newAPI() (*webrtc.API, error) {
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: s.log}}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if s.cfg.TCPOnly {
+		// Active ICE-TCP candidates only, as behind a firewall that drops UDP.
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if isLoopbackHost(s.endpoint.Hostname()) {
 		loop := net.IPv4(127, 0, 0, 1)
@@ -344,34 +366,62 @@ func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (
 	if err != nil {
 		return res, fmt.Errorf("publisher: create offer: %w", err)
 	}
-	gathered := webrtc.GatheringCompletePromise(s.pc)
-	if err := s.pc.SetLocalDescription(offer); err != nil {
-		return res, fmt.Errorf("publisher: set local description: %w", err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return res, fmt.Errorf("publisher: gathering ICE candidates: %w", ctx.Err())
-	case <-time.After(gatherTimeout):
-		return res, fmt.Errorf("publisher: gathering ICE candidates took more than %v", gatherTimeout)
+	var trickle *trickler
+	body := ""
+	if s.cfg.Trickle {
+		// POST at once, before gathering (which SetLocalDescription
+		// starts); the candidates follow with PATCH.
+		trickle = newTrickler(s, offer.SDP)
+		if err := s.pc.SetLocalDescription(offer); err != nil {
+			return res, fmt.Errorf("publisher: set local description: %w", err)
+		}
+		body = offer.SDP
+	} else {
+		gathered := webrtc.GatheringCompletePromise(s.pc)
+		if err := s.pc.SetLocalDescription(offer); err != nil {
+			return res, fmt.Errorf("publisher: set local description: %w", err)
+		}
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			return res, fmt.Errorf("publisher: gathering ICE candidates: %w", ctx.Err())
+		case <-time.After(gatherTimeout):
+			return res, fmt.Errorf("publisher: gathering ICE candidates took more than %v", gatherTimeout)
+		}
+		body = s.pc.LocalDescription().SDP
+		if s.cfg.NoCandidates {
+			body = withoutCandidates(body)
+		}
 	}
 
 	if s.cfg.BeforePost != nil {
 		s.cfg.BeforePost()
 	}
-	answer, location, err := whipPost(ctx, s.http, s.endpoint, s.cfg.Token, s.pc.LocalDescription().SDP)
+	res.Posted = time.Now()
+	ans, err := whipPost(ctx, s.http, s.endpoint, s.cfg.Token, body)
 	if err != nil {
+		if trickle != nil {
+			trickle.stop()
+		}
 		return res, err
 	}
-	res.Location = location.String()
+	res.Location = ans.location.String()
+	res.Links = ans.links
+	s.ice = iceState{location: ans.location, etag: ans.etag}
 	s.log.Info("publisher: WHIP session created", "location", res.Location)
+	if trickle != nil {
+		trickle.start(ctx)
+	}
 
-	sendErr := s.connectAndSend(ctx, answer, vclip, aclip, &res)
+	sendErr := s.connectAndSend(ctx, ans.sdp, vclip, aclip, &res)
+	if trickle != nil {
+		res.Trickled = trickle.stop()
+	}
 
 	// Hang up: DELETE the session even when ctx is done.
 	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpTimeout)
 	defer cancel()
-	delErr := whipDelete(delCtx, s.http, location, s.cfg.Token)
+	delErr := whipDelete(delCtx, s.http, ans.location, s.cfg.Token)
 	if delErr == nil {
 		s.log.Info("publisher: WHIP session deleted")
 	}
@@ -405,9 +455,33 @@ func (s *session) connectAndSend(ctx context.Context, answer string, vclip *vide
 			return fmt.Errorf("publisher: the %s track was not negotiated", t.kind)
 		}
 	}
-	s.log.Info("publisher: connected, sending", "duration", s.cfg.Duration)
+	res.Connected = time.Now()
+	res.Path = selectedPath(s.pc)
+	s.log.Info("publisher: connected, sending", "duration", s.cfg.Duration, "path", res.Path)
+	var restarts sync.WaitGroup
+	if s.cfg.RestartAfter > 0 {
+		rctx, cancel := context.WithCancel(ctx)
+		defer func() { cancel(); restarts.Wait() }()
+		restarts.Go(func() {
+			select {
+			case <-time.After(s.cfg.RestartAfter):
+			case <-rctx.Done():
+				return
+			}
+			took, err := s.restartICE(rctx)
+			s.restartMu.Lock()
+			s.restartTook, s.restartErr = took, err
+			s.restartMu.Unlock()
+		})
+	}
 	p := &pacer{cfg: s.cfg, video: s.video, audio: s.audio, vclip: vclip, aclip: aclip, log: s.log}
 	err := p.run(ctx, s.failed, res)
+	if s.cfg.RestartAfter > 0 {
+		restarts.Wait()
+		s.restartMu.Lock()
+		res.RestartTook, err = s.restartTook, errors.Join(err, s.restartErr)
+		s.restartMu.Unlock()
+	}
 	s.framesSent, s.packetsSent = p.vi, p.ai
 	if err == nil && res.Interrupted {
 		s.log.Info("publisher: stopped before the end", "sent", res.End.Sub(res.Start).Round(time.Millisecond))

@@ -16,12 +16,21 @@ import (
 // maxAnswerBytes bounds the SDP answer read from the server.
 const maxAnswerBytes = 256 << 10
 
-// whipPost sends the offer and returns the answer and the absolute URL of
-// the session (the Location header, resolved against the endpoint).
-func whipPost(ctx context.Context, client *http.Client, endpoint *url.URL, token, offer string) (string, *url.URL, error) {
+// whipAnswer is what a 201 to the WHIP POST says.
+type whipAnswer struct {
+	sdp      string
+	location *url.URL // the session, absolute
+	etag     string   // the ICE session's entity-tag, for PATCH
+	links    []string // Link header values (ICE servers)
+}
+
+// whipPost sends the offer and returns the answer, the absolute URL of the
+// session (the Location header, resolved against the endpoint), its ETag and
+// its Link headers.
+func whipPost(ctx context.Context, client *http.Client, endpoint *url.URL, token, offer string) (whipAnswer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint.String(), strings.NewReader(offer))
 	if err != nil {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: %w", endpoint.Redacted(), err)
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: %w", endpoint.Redacted(), err)
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Accept", "application/sdp")
@@ -30,37 +39,38 @@ func whipPost(ctx context.Context, client *http.Client, endpoint *url.URL, token
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", nil, fmt.Errorf("publisher: WHIP POST: %w", err)
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: reading the answer: %w", endpoint.Redacted(), err)
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: reading the answer: %w", endpoint.Redacted(), err)
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: %w", endpoint.Redacted(),
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: %w", endpoint.Redacted(),
 			&StatusError{Code: resp.StatusCode, Status: resp.Status, Body: excerpt(body), RetryAfter: resp.Header.Get("Retry-After")})
 	}
 	if len(body) > maxAnswerBytes {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: answer longer than %d bytes", endpoint.Redacted(), maxAnswerBytes)
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: answer longer than %d bytes", endpoint.Redacted(), maxAnswerBytes)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/sdp" {
-			return "", nil, fmt.Errorf("publisher: WHIP POST %s: answer has Content-Type %q, want application/sdp", endpoint.Redacted(), ct)
+			return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: answer has Content-Type %q, want application/sdp", endpoint.Redacted(), ct)
 		}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: 201 with an empty answer", endpoint.Redacted())
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: 201 with an empty answer", endpoint.Redacted())
 	}
 	loc := resp.Header.Get("Location")
 	if loc == "" {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: 201 without a Location header", endpoint.Redacted())
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: 201 without a Location header", endpoint.Redacted())
 	}
 	rel, err := url.Parse(loc)
 	if err != nil {
-		return "", nil, fmt.Errorf("publisher: WHIP POST %s: bad Location %q: %w", endpoint.Redacted(), loc, err)
+		return whipAnswer{}, fmt.Errorf("publisher: WHIP POST %s: bad Location %q: %w", endpoint.Redacted(), loc, err)
 	}
-	return string(body), endpoint.ResolveReference(rel), nil
+	return whipAnswer{sdp: string(body), location: endpoint.ResolveReference(rel), etag: resp.Header.Get("ETag"),
+		links: resp.Header.Values("Link")}, nil
 }
 
 // whipDelete ends the session.
