@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -29,11 +29,11 @@ const DefaultTURNTTL = 24 * time.Hour
 
 // CheckICEServer returns an error saying what is wrong with a server URL.
 func CheckICEServer(s ICEServer) error {
-	u, err := ice.ParseURL(s.URL)
+	u, err := stun.ParseURI(s.URL)
 	if err != nil {
 		return fmt.Errorf("ICE server %q: %w (want stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT])", s.URL, err)
 	}
-	if u.Scheme == ice.SchemeTypeSTUN || u.Scheme == ice.SchemeTypeSTUNS {
+	if u.Scheme == stun.SchemeTypeSTUN || u.Scheme == stun.SchemeTypeSTUNS {
 		if s.Username != "" || s.Credential != "" {
 			return fmt.Errorf("ICE server %q: a STUN server takes no credentials", s.URL)
 		}
