@@ -100,4 +100,37 @@ type Marker struct {
 	Kind     MarkerKind
 	Name     string // short, e.g. "alice joins"
 	Note     string // longer, optional
+	// Participant is the ID of the participant the marker concerns (""
+	// for none, e.g. a layout change).
+	Participant string
+}
+
+// Gain limits the three formats hold: Final Cut Pro's volume runs from
+// -96 dB (its floor, silence) to +12 dB, and FCP7 XML's "Audio Levels"
+// level from 0 to 3.98109 (+12 dB). A Gain outside them does not validate;
+// GainsFromEdits clamps louder ones and turns quieter ones into mutes.
+const (
+	MaxGainDB = 12.0
+	MinGainDB = -96.0
+)
+
+// End returns the frame after the range: Start+Frames.
+func (r Range) End() int64 { return r.Start + r.Frames }
+
+// Kept returns the ranges of the session the timelines place, in output
+// order: Edit, or the whole session when Edit is empty.
+func (p *Project) Kept() []Range {
+	if len(p.Edit) > 0 {
+		return p.Edit
+	}
+	return []Range{{Start: 0, Frames: p.Frames}}
+}
+
+// OutputFrames returns the timelines' length: the sum of the kept ranges.
+func (p *Project) OutputFrames() int64 {
+	var n int64
+	for _, r := range p.Kept() {
+		n += r.Frames
+	}
+	return n
 }
