@@ -181,10 +181,7 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
-	if err := mountConsole(mux, rec, jobs, post, cfg, log); err != nil {
-		_ = rec.Close(ctx)
-		return fmt.Errorf("serve: %w", err)
-	}
+	mux.Handle("/{$}", http.RedirectHandler("/publish/", http.StatusFound))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
