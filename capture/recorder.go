@@ -433,7 +433,7 @@ func (r *Recorder) Sessions() []SessionInfo {
 			pi := PublishInfo{ID: p.id, Participant: p.participant}
 			p.mu.Lock()
 			for _, t := range p.live {
-				pi.Tracks = append(pi.Tracks, TrackInfo{ID: t.id, Lane: t.lane, Kind: string(t.kind), Codec: t.codec.Name, SSRC: t.ssrc})
+				pi.Tracks = append(pi.Tracks, t.info())
 			}
 			p.mu.Unlock()
 			sort.Slice(pi.Tracks, func(i, j int) bool { return pi.Tracks[i].ID < pi.Tracks[j].ID })
@@ -465,11 +465,34 @@ type PublishInfo struct {
 
 // TrackInfo describes a track being recorded.
 type TrackInfo struct {
-	ID    string `json:"id"`
-	Lane  string `json:"lane"`
-	Kind  string `json:"kind"`
-	Codec string `json:"codec"`
-	SSRC  uint32 `json:"ssrc"`
+	ID         string    `json:"id"`
+	Lane       string    `json:"lane"`
+	Kind       string    `json:"kind"`
+	Codec      string    `json:"codec"`
+	SSRC       uint32    `json:"ssrc"`
+	Started    time.Time `json:"started"`          // arrival of the first packet (zero before it)
+	LastPacket time.Time `json:"last_packet"`      // arrival of the latest packet
+	Packets    int64     `json:"packets"`          // RTP packets received (retransmissions and duplicates included)
+	Bytes      int64     `json:"bytes"`            // RTP bytes received, cumulative
+	Lost       int64     `json:"packets_lost"`     // packets the jitter buffer gave up on (after NACK)
+	Width      int       `json:"width,omitempty"`  // the latest keyframe's size (video)
+	Height     int       `json:"height,omitempty"` //
+}
+
+// info is the track's TrackInfo now.
+func (t *trackRecorder) info() TrackInfo {
+	ti := TrackInfo{
+		ID: t.id, Lane: t.lane, Kind: string(t.kind), Codec: t.codec.Name, SSRC: t.ssrc,
+		Packets: t.live.packets.Load(), Bytes: t.live.bytes.Load(), Lost: t.live.lost.Load(),
+		Width: int(t.live.width.Load()), Height: int(t.live.height.Load()),
+	}
+	if ns := t.live.startedNS.Load(); ns != 0 {
+		ti.Started = time.Unix(0, ns)
+	}
+	if ns := t.live.lastNS.Load(); ns != 0 {
+		ti.LastPacket = time.Unix(0, ns)
+	}
+	return ti
 }
 
 // ErrNoSession is returned by StopSession for a room without a session.

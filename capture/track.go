@@ -59,6 +59,8 @@ type trackRecorder struct {
 	lastWritten int64 // across segments: a new file never starts before it
 	backwards   int64 // frames dropped because their time ran backwards
 
+	live liveStats // what Sessions reports while the track records
+
 	// statistics windows
 	firstExt    int64
 	lastArrival time.Time
@@ -74,6 +76,15 @@ type trackRecorder struct {
 	levelHas    bool
 	levels      [][2]int64
 	lastStats   time.Time
+}
+
+// liveStats are a track's running figures, written on its receive path and
+// read by Recorder.Sessions from other goroutines.
+type liveStats struct {
+	startedNS, lastNS atomic.Int64 // arrival of the first and the latest packet, Unix ns
+	packets, bytes    atomic.Int64 // RTP packets and payload bytes received
+	lost              atomic.Int64 // packets the jitter buffer gave up on
+	width, height     atomic.Int32 // the latest keyframe's size (video)
 }
 
 // segment is an open track file.
@@ -194,6 +205,10 @@ func (t *trackRecorder) readRTP(remote *webrtc.TrackRemote) {
 		}
 		now := time.Now()
 		t.rec.count.packetsReceived.Add(1)
+		t.live.packets.Add(1)
+		t.live.bytes.Add(int64(n))
+		t.live.lastNS.Store(now.UnixNano())
+		t.live.startedNS.CompareAndSwap(0, now.UnixNano())
 		pkt := &rtp.Packet{}
 		// The packet keeps its own copy: the jitter buffer holds it.
 		if err := pkt.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
@@ -240,6 +255,7 @@ func (t *trackRecorder) handle(rel *Released) {
 	t.rec.count.packetsWritten.Add(1)
 	if rel.LostBefore > 0 {
 		t.rec.count.packetsLost.Add(int64(rel.LostBefore))
+		t.live.lost.Add(int64(rel.LostBefore))
 	}
 	t.observe(rel, ext)
 	if t.seg != nil {
@@ -356,6 +372,8 @@ func (t *trackRecorder) write(f *Frame) error {
 			}
 		}
 		t.width, t.height = f.Width, f.Height
+		t.live.width.Store(int32(f.Width))
+		t.live.height.Store(int32(f.Height))
 	}
 	if t.rec.diskFull() {
 		// Below the hard floor: finish the file cleanly rather than let
@@ -407,6 +425,8 @@ func (t *trackRecorder) write(f *Frame) error {
 			// scalability structure) the writer read from the frame.
 			if tr := sg.w.Track(); tr.Width > 0 {
 				t.width, t.height = tr.Width, tr.Height
+				t.live.width.Store(int32(tr.Width))
+				t.live.height.Store(int32(tr.Height))
 			}
 		}
 		if sg.width == 0 {
