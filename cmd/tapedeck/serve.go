@@ -181,7 +181,10 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
-	mux.Handle("/{$}", http.RedirectHandler("/publish/", http.StatusFound))
+	if err := mountConsole(mux, rec, jobs, post, cfg, log); err != nil {
+		_ = rec.Close(ctx)
+		return fmt.Errorf("serve: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
