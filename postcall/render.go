@@ -37,9 +37,27 @@ type RenderSpec struct {
 	// EditsFile is its name for error messages.
 	Edits     string `json:"edits,omitempty"`
 	EditsFile string `json:"edits_file,omitempty"`
+	// Export, if set, makes this an export for editors (per-participant stems and timelines) stored
+	// under {room}/{session}/exports/{Name}/ instead of a render; Profile and Layout are then empty and
+	// Edits apply to the timelines.
+	Export *ExportSpec `json:"export,omitempty"`
 	// Nice is the niceness the renderer starts its processes with. It is set by the process that
 	// renders (Config.RenderNice) and never carried in a job.
 	Nice int `json:"-"`
+}
+
+// check reports what is wrong with an export spec (nothing for a render).
+func (s RenderSpec) check() error {
+	if s.Export == nil {
+		return nil
+	}
+	if s.Profile != "" || s.Layout != "" {
+		return fmt.Errorf("%s: an export has no profile or layout (it makes per-participant stems)", s.Name)
+	}
+	if err := s.Export.Check(); err != nil {
+		return fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return nil
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -79,10 +97,11 @@ type renderFile struct {
 }
 
 type renderEntry struct {
-	Name    string `yaml:"name"`
-	Profile string `yaml:"profile"`
-	Layout  string `yaml:"layout"`
-	Edits   string `yaml:"edits"` // a path, relative to the configuration file
+	Name    string       `yaml:"name"`
+	Profile string       `yaml:"profile"`
+	Layout  string       `yaml:"layout"`
+	Edits   string       `yaml:"edits"`  // a path, relative to the configuration file
+	Export  *exportEntry `yaml:"export"` // set (even empty: export: {}) for an export for editors
 }
 
 // LoadRenderConfig reads a render configuration file (YAML or JSON):
@@ -96,6 +115,15 @@ type renderEntry struct {
 //	      edits: standup.yaml  # an edit file, relative to this file; read now, sent with every job
 //	    - name: small
 //	      profile: mp4-360p
+//	    - name: editors        # an export for editors, stored under exports/editors/
+//	      edits: standup.yaml  # the timelines apply its cuts; the stems stay whole
+//	      export:
+//	        audio: wav         # or none
+//	        video: mp4         # or none
+//	        timelines: otio,fcpxml,xmeml   # or none
+//	        fps: 30            # or 25, 30000/1001, ...
+//	        size: 1280x720     # default: each participant's largest video
+//	        composite: default # a render listed above, put on the timelines muted
 //	  quiet: []              # store the tracks, render nothing
 //
 // Errors name the file and the field.
@@ -125,6 +153,19 @@ func LoadRenderConfig(path string) (RenderConfig, error) {
 			}
 			seen[e.Name] = true
 			s := RenderSpec{Name: e.Name, Profile: e.Profile, Layout: e.Layout}
+			if e.Export != nil {
+				ex, err := e.Export.spec()
+				if err != nil {
+					return nil, fmt.Errorf("postcall: render configuration %s.export: %w", at, err)
+				}
+				s.Export = ex
+				if err := s.check(); err != nil {
+					return nil, fmt.Errorf("postcall: render configuration %s: %w", at, err)
+				}
+				if c := ex.Composite; c != "" && (!seen[c] || c == e.Name) {
+					return nil, fmt.Errorf("postcall: render configuration %s.export.composite %q: name a render listed before it in %s", at, c, field)
+				}
+			}
 			if e.Edits != "" {
 				p := e.Edits
 				if !filepath.IsAbs(p) {

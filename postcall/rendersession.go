@@ -52,6 +52,7 @@ func (p *Pipeline) renderSession(ctx context.Context, j Job, log *slog.Logger) e
 			}
 			res.Files = files
 		}
+		res.Export = spec.Export != nil
 		res.At = time.Now().UTC()
 		st, err = p.states.update(ctx, j.Room, j.Session, func(s *State) {
 			if s.Renders == nil {
@@ -90,8 +91,13 @@ func (p *Pipeline) render1(ctx context.Context, j Job, spec RenderSpec, in, out 
 		return nil, fmt.Errorf("postcall: render %s: %w", spec.Name, err)
 	}
 	spec.Nice = p.cfg.RenderNice
+	if spec.Export != nil && spec.Export.Composite != "" {
+		if err := p.fetchComposite(ctx, j, spec.Export.Composite, in); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
-	log.Info("render started", "render", spec.Name, "profile", spec.Profile, "layout", spec.Layout)
+	log.Info("render started", "render", spec.Name, "profile", spec.Profile, "layout", spec.Layout, "export", spec.Export != nil)
 	names, err := p.renderer.Render(ctx, in, spec, out)
 	if err != nil {
 		return nil, fmt.Errorf("postcall: render %s of %s: %w", spec.Name, j.ID(), err)
@@ -106,7 +112,7 @@ func (p *Pipeline) render1(ctx context.Context, j Job, spec RenderSpec, in, out 
 		if err := storage.ValidateKey(name); err != nil {
 			return nil, permanent(fmt.Errorf("postcall: render %s: output name: %w", spec.Name, err))
 		}
-		key := storage.RenderKey(j.Room, j.Session, spec.Name, name)
+		key := outputKey(j.Room, j.Session, spec, name)
 		local := filepath.Join(out, filepath.FromSlash(name))
 		sf, err := p.storeFile(ctx, key, local)
 		if err != nil {

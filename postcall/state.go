@@ -35,6 +35,8 @@ func (s State) Finished() bool { return !s.Done.IsZero() || !s.Failed.IsZero() }
 
 // RenderResult is one finished render step: its stored files, or why it was skipped.
 type RenderResult struct {
+	// Export says the step was an export for editors (stored under exports/), not a render.
+	Export  bool         `json:"export,omitempty"`
 	Files   []StoredFile `json:"files,omitempty"`
 	Skipped string       `json:"skipped,omitempty"`
 	At      time.Time    `json:"at"`

@@ -46,6 +46,8 @@ type Event struct {
 	// Tracks are the raw track files, in the manifest's order.
 	Tracks  []EventTrack  `json:"tracks"`
 	Renders []EventRender `json:"renders"`
+	// Exports are the exports for editors (stems and timelines), stored under exports/{name}/.
+	Exports []EventRender `json:"exports"`
 	// LinksExpire is when the URLs stop working (local folders' file:// URLs do not expire).
 	LinksExpire time.Time `json:"links_expire"`
 	Sent        time.Time `json:"sent"`
@@ -171,7 +173,7 @@ func (p *Pipeline) event(ctx context.Context, j Job, st State) (Event, error) {
 		Event: EventSessionStored, ID: j.ID(), Room: j.Room, Session: j.Session, Storage: p.store.String(),
 		Start: time.Unix(0, m.StartUnixNS).UTC(), End: time.Unix(0, m.EndUnixNS).UTC(),
 		LinksExpire: now.Add(p.cfg.LinkTTL), Sent: now,
-		Tracks: []EventTrack{}, Renders: []EventRender{},
+		Tracks: []EventTrack{}, Renders: []EventRender{}, Exports: []EventRender{},
 	}
 	file := func(key string) (EventFile, error) {
 		obj, err := p.store.Stat(ctx, key)
@@ -220,6 +222,10 @@ func (p *Pipeline) event(ctx context.Context, j Job, st State) (Event, error) {
 				return Event{}, err
 			}
 			er.Files = append(er.Files, f)
+		}
+		if r.Export {
+			ev.Exports = append(ev.Exports, er)
+			continue
 		}
 		ev.Renders = append(ev.Renders, er)
 	}

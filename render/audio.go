@@ -128,12 +128,19 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 		g.chain([]string{mix}, []string{"asplit=2"}, out+"]["+meas)
 		g.chain([]string{meas}, []string{"ebur128=peak=sample:framelog=verbose"}, "measured")
 	}
+	if s.LoudnessOff && s.measureSide {
+		out = g.label("out")
+		side := g.label("side")
+		g.chain([]string{mix}, []string{"asplit=2"}, out+"]["+side)
+		g.chain([]string{side}, []string{"pan=mono|c0=c0-c1", "astats=measure_perchannel=none:measure_overall=Peak_level"}, "measured")
+	}
+	measure := !s.LoudnessOff || s.measureSide
 	args = append(args, "-filter_complex", g.filter(), "-map", "["+out+"]", "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav", mixFile)
-	if !s.LoudnessOff {
+	if measure {
 		args = append(args, "-map", "[measured]", "-f", "null", "-")
 	}
 	return Command{Name: "audio mix", Args: args, Files: g.files, Outputs: []string{mixFile},
-		Duration: prog.Duration, Measure: !s.LoudnessOff}
+		Duration: prog.Duration, Measure: measure}
 }
 
 // silence adds n samples of silence and returns its pad.

@@ -47,4 +47,17 @@
 // still run. The muxes only copy: the concatenated job outputs (exact
 // durations, so the frames stay on the grid), the encoded audio, captions as
 // a subtitle track if asked, moov first.
+//
+// Stems and exports. Export (export.go) makes what an editor opens: per
+// participant a WAV and an MP4 that start at session time 0 and last the
+// whole session, and the timelines that place them (written by the
+// interchange package). Each participant's stems are drawn from a plan of
+// their own — timeline.NewPlan with a single layout of that participant,
+// everyone else excluded, no cuts — compiled by Compile like the composite's,
+// so the same sync model, piece placement and audio chain place them
+// (stems.go explains why the composite's plan cannot serve). The placed
+// audio's side signal (L − R) is measured in the same pass: silent, the
+// participant sent mono. The files are checked with ffprobe (exact sample and
+// frame counts) and the export is renamed into place only when all of it
+// succeeded.
 package render

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"time"
 
 	ffmpeg "github.com/u2takey/ffmpeg-go"
@@ -33,12 +34,36 @@ type probeInfo struct {
 		Duration   string `json:"duration"`
 		FormatName string `json:"format_name"`
 	} `json:"format"`
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-	} `json:"streams"`
+	Streams []probeStream `json:"streams"`
+}
+
+// probeStream is one stream of ffprobe's JSON.
+type probeStream struct {
+	CodecType  string `json:"codec_type"`
+	CodecName  string `json:"codec_name"`
+	Width      int    `json:"width"`
+	Height     int    `json:"height"`
+	Channels   int    `json:"channels"`
+	SampleRate string `json:"sample_rate"`
+	DurationTS int64  `json:"duration_ts"`
+	NbFrames   string `json:"nb_frames"`
+}
+
+// stream returns the first stream of a type, or nil.
+func (p *probeInfo) stream(kind string) *probeStream {
+	for i := range p.Streams {
+		if p.Streams[i].CodecType == kind {
+			return &p.Streams[i]
+		}
+	}
+	return nil
+}
+
+// haveFFprobe reports whether ffprobe is in PATH (ffmpeg-go runs it by
+// name).
+func haveFFprobe() bool {
+	_, err := exec.LookPath("ffprobe")
+	return err == nil
 }
 
 // probeFile runs ffprobe (the one in PATH: ffmpeg-go runs it by name) on a

@@ -46,6 +46,10 @@ type Settings struct {
 	// of frames, 24 inputs).
 	MaxJobFrames int64
 	MaxJobInputs int
+
+	// measureSide makes the audio command measure the peak of L − R (a
+	// stem's audio is mono when it is silent), instead of the loudness.
+	measureSide bool
 }
 
 // Command is one FFmpeg run: its arguments (without the program name and

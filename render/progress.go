@@ -25,6 +25,8 @@ type progress struct {
 	last     time.Time
 	lastPct  int
 	finished bool
+	// verb names the work in the lines: "render" (the default) or "export".
+	verb string
 }
 
 // Step weights: seconds of work per output second, roughly.
@@ -40,7 +42,7 @@ func newProgress(w io.Writer, tty bool, duration time.Duration, now func() time.
 		now = time.Now
 	}
 	return &progress{w: w, tty: tty, now: now, start: now(), duration: duration, done: map[string]float64{},
-		weights: map[string]float64{}, lastPct: -1}
+		weights: map[string]float64{}, lastPct: -1, verb: "render"}
 }
 
 // add declares a step that covers d of output time with the given weight.
@@ -124,7 +126,11 @@ func (p *progress) show(final bool) {
 		if n > 0 && n < width {
 			bar = strings.Repeat("=", n-1) + ">" + strings.Repeat(" ", width-n)
 		}
-		fmt.Fprintf(p.w, "\rrendering [%s] %3d%%  %5.2fx  ETA %-8s", bar, pct, speed, fmtETA(eta))
+		ing := "rendering"
+		if p.verb == "export" {
+			ing = "exporting"
+		}
+		fmt.Fprintf(p.w, "\r%s [%s] %3d%%  %5.2fx  ETA %-8s", ing, bar, pct, speed, fmtETA(eta))
 		if final {
 			fmt.Fprintln(p.w)
 		}
@@ -133,9 +139,9 @@ func (p *progress) show(final bool) {
 			return
 		}
 		if final {
-			fmt.Fprintf(p.w, "render: %d%% done in %s, %.2fx realtime\n", pct, now.Sub(p.start).Round(100*time.Millisecond), speed)
+			fmt.Fprintf(p.w, "%s: %d%% done in %s, %.2fx realtime\n", p.verb, pct, now.Sub(p.start).Round(100*time.Millisecond), speed)
 		} else {
-			fmt.Fprintf(p.w, "render: %d%% done, %.2fx realtime, ETA %s\n", pct, speed, fmtETA(eta))
+			fmt.Fprintf(p.w, "%s: %d%% done, %.2fx realtime, ETA %s\n", p.verb, pct, speed, fmtETA(eta))
 		}
 	}
 	p.last, p.lastPct = now, pct

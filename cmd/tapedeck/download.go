@@ -15,16 +15,18 @@ import (
 
 func newDownloadCmd(g *globals) *cobra.Command {
 	var st storeFlags
-	var tracks, composite bool
-	var out string
+	var tracks, composite, stems bool
+	var out, export string
 	cmd := &cobra.Command{
-		Use:   "download ROOM/SESSION --store URL [--tracks] [--composite] [--out DIR]",
+		Use:   "download ROOM/SESSION --store URL [--tracks] [--composite] [--stems [--export NAME]] [--out DIR]",
 		Short: "Download a session's raw tracks (one file per person and medium) and/or its composites",
 		Long: "Downloads into --out (default: ./SESSION). Raw tracks are named PARTICIPANT-MEDIUM-N.EXT " +
 			"(alice-video-1.webm, alice-video-2.webm for her second file, in time order), with manifest.json, " +
 			"which says exactly when each file starts; composites are named composite-RENDER.EXT (a render of " +
 			"several files, such as HLS, goes into the folder composite-RENDER). Every file is checked against " +
-			"the store's SHA-256. Without --tracks or --composite, both.",
+			"the store's SHA-256. With --stems, the session's export for editors (one WAV and one MP4 per participant, " +
+			"aligned, and the timelines that place them, as `tapedeck export` writes it): the stored one, or one built " +
+			"now from the stored session when none is stored. Without --tracks, --composite or --stems: tracks and composites.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger(cmd.ErrOrStderr())
@@ -41,17 +43,34 @@ func newDownloadCmd(g *globals) *cobra.Command {
 				return err
 			}
 			optional := false // without flags, a session without composite is downloaded without
-			if !tracks && !composite {
+			if !tracks && !composite && !stems {
 				tracks, composite, optional = true, true, true
 			}
 			if out == "" {
 				out = session
 			}
+			if export != "" && !stems {
+				return usageError("--export %s: say --stems too", export)
+			}
+			w := cmd.OutOrStdout()
+			if stems {
+				sd, err := downloadStems(ctx, store, room, session, export, out, w, log)
+				if err != nil {
+					return err
+				}
+				what := "export " + sd.export
+				if sd.export == "" {
+					what = "export built now"
+				}
+				fmt.Fprintf(w, "%s: %d file(s), %s, in %s\n", what, len(sd.files), humanBytes(sd.bytes), out)
+				if !tracks && !composite {
+					return nil
+				}
+			}
 			plan, err := downloadPlan(ctx, store, room, session, tracks, composite, optional)
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
 			var total int64
 			for _, d := range plan {
 				if err := storage.ValidateKey(d.name); err != nil {
@@ -69,6 +88,8 @@ func newDownloadCmd(g *globals) *cobra.Command {
 	st.register(cmd.Flags(), "store", "the store: a folder, file:///abs/dir or s3://bucket/prefix")
 	cmd.Flags().BoolVar(&tracks, "tracks", false, "the raw tracks and the manifest")
 	cmd.Flags().BoolVar(&composite, "composite", false, "the rendered composites")
+	cmd.Flags().BoolVar(&stems, "stems", false, "the export for editors: per-participant WAV and MP4 stems and timelines (built now if none is stored)")
+	cmd.Flags().StringVar(&export, "export", "", "with --stems: which stored export (default: the one named default, else the only one)")
 	cmd.Flags().StringVar(&out, "out", "", "folder to download into (default: ./SESSION)")
 	return cmd
 }

@@ -205,6 +205,9 @@ type sessionRenderer struct {
 }
 
 func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
+	if spec.Export != nil {
+		return r.export(ctx, sessionDir, spec, outDir)
+	}
 	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log}
 	if spec.Profile != "" {
 		opts.Profiles = strings.Split(spec.Profile, ",")
@@ -231,6 +234,40 @@ func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec pos
 		r.stats.wallMilli.Add(time.Since(began).Milliseconds())
 	}
 	return names, nil
+}
+
+// export makes an export spec's stems and timelines with render.Export.
+func (r sessionRenderer) export(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
+	ex := spec.Export
+	opts := render.ExportOptions{Audio: !ex.NoAudio, Video: !ex.NoVideo, Timelines: ex.Timelines, FPS: ex.FPS, Width: ex.Width,
+		Height: ex.Height, Composite: ex.Composite, OutDir: outDir, Nice: spec.Nice, Log: r.log}
+	switch {
+	case ex.NoTimelines:
+		opts.Timelines = nil
+	case len(opts.Timelines) == 0:
+		opts.Timelines = render.TimelineFormats()
+	}
+	if spec.Edits != "" {
+		e, err := timeline.ParseEdits(spec.EditsFile, strings.NewReader(spec.Edits))
+		if err != nil {
+			return nil, err
+		}
+		opts.Edits = e
+	}
+	began := time.Now()
+	res, err := render.Export(ctx, sessionDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range res.Notes {
+		r.log.Info("export note", "export", spec.Name, "note", n)
+	}
+	if r.stats != nil {
+		r.stats.renders.Add(1)
+		r.stats.outputMilli.Add(res.Duration.Milliseconds())
+		r.stats.wallMilli.Add(time.Since(began).Milliseconds())
+	}
+	return res.Files, nil
 }
 
 // nodeName is the recorder's node name: the flag, else the one kept in DATA/.tapedeck-node (made up

@@ -144,60 +144,81 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 	return cmd
 }
 
-// sessionFolder resolves the SESSION argument to a local session folder with every track file on
-// disk, and says which local folder it came from ("" for a stored session): a folder whose track
-// files are all there as it is; one whose files were uploaded and deleted with them fetched (from
-// --store or the stores its ledger names) into a temporary folder; ROOM/SESSION with --store, or
-// STORE-URL/ROOM/SESSION, fetched from storage into a temporary folder. cleanup removes the
-// temporary folder.
+// sessionFolder resolves the SESSION argument of render (see resolveSessionArg).
 func sessionFolder(ctx context.Context, arg string, st *storeFlags, log *slog.Logger) (dir, local string, cleanup func(), err error) {
+	sa, err := resolveSessionArg(ctx, "render", arg, st, log)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return sa.dir, sa.local, sa.cleanup, nil
+}
+
+// sessionArg is a resolved SESSION argument.
+type sessionArg struct {
+	// dir is a local session folder with every track file on disk; local is the folder it came from
+	// ("" for a stored session).
+	dir, local string
+	// store, room and session say where a stored session came from (nil store for a folder).
+	store         storage.Client
+	room, session string
+	// cleanup removes the temporary folder.
+	cleanup func()
+}
+
+// resolveSessionArg resolves the SESSION argument of verb (render, export) to a local session folder
+// with every track file on disk, and says which local folder it came from: a folder whose track files
+// are all there as it is; one whose files were uploaded and deleted with them fetched (from --store or
+// the stores its ledger names) into a temporary folder; ROOM/SESSION with --store, or
+// STORE-URL/ROOM/SESSION, fetched from storage into a temporary folder.
+func resolveSessionArg(ctx context.Context, verb, arg string, st *storeFlags, log *slog.Logger) (*sessionArg, error) {
 	if _, err := os.Stat(arg); err == nil { // a folder, or its manifest.json
-		rs, err := localSession(ctx, arg, st, "tapedeck render "+arg, log)
+		rs, err := localSession(ctx, arg, st, "tapedeck "+verb+" "+arg, log)
 		if err != nil {
-			return "", "", nil, fmt.Errorf("render: %w", err)
+			return nil, fmt.Errorf("%s: %w", verb, err)
 		}
-		return rs.Dir, rs.Source.Dir, func() { _ = rs.Close() }, nil
+		return &sessionArg{dir: rs.Dir, local: rs.Source.Dir, cleanup: func() { _ = rs.Close() }}, nil
 	}
 	var store storage.Client
 	var ref string
+	var err error
 	if strings.Contains(arg, "://") {
 		// The last two path elements are ROOM/SESSION; the rest is the store.
 		u := strings.TrimRight(arg, "/")
 		i := strings.LastIndex(u, "/")
 		j := strings.LastIndex(u[:max(i, 0)], "/")
 		if i < 0 || j < 0 || j < strings.Index(u, "://")+2 {
-			return "", "", nil, usageError("render %s: want STORE-URL/ROOM/SESSION, e.g. s3://calls/prod/standup/20261123T163700Z-1a2b3c", arg)
+			return nil, usageError("%s %s: want STORE-URL/ROOM/SESSION, e.g. s3://calls/prod/standup/20261123T163700Z-1a2b3c", verb, arg)
 		}
 		ref = u[j+1:]
 		store, err = storage.Open(ctx, u[:j], storage.Options{Endpoint: st.endpoint, Region: st.region, PathStyle: st.pathStyle, Logger: log})
 		if err != nil {
-			return "", "", nil, fmt.Errorf("render %s: %w", arg, err)
+			return nil, fmt.Errorf("%s %s: %w", verb, arg, err)
 		}
 	} else {
 		if st.url == "" {
-			return "", "", nil, usageError("render %s: no such folder (a stored session needs --store URL)", arg)
+			return nil, usageError("%s %s: no such folder (a stored session needs --store URL)", verb, arg)
 		}
 		if store, err = st.open(ctx, "", log); err != nil {
-			return "", "", nil, err
+			return nil, err
 		}
 		ref = arg
 	}
 	room, session, err := resolveSession(ctx, store, ref)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "tapedeck-render-in-")
+	tmp, err := os.MkdirTemp("", "tapedeck-"+verb+"-in-")
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
-	cleanup = func() { _ = os.RemoveAll(tmp) }
-	dir = filepath.Join(tmp, room, session)
+	sa := &sessionArg{dir: filepath.Join(tmp, room, session), store: store, room: room, session: session,
+		cleanup: func() { _ = os.RemoveAll(tmp) }}
 	log.Info("fetching the session from storage", "store", store.String(), "room", room, "session", session)
-	if _, err := postcall.FetchSession(ctx, store, room, session, dir); err != nil {
-		cleanup()
-		return "", "", nil, fmt.Errorf("render: fetch %s/%s from %s: %w", room, session, store, err)
+	if _, err := postcall.FetchSession(ctx, store, room, session, sa.dir); err != nil {
+		sa.cleanup()
+		return nil, fmt.Errorf("%s: fetch %s/%s from %s: %w", verb, room, session, store, err)
 	}
-	return dir, "", cleanup, nil
+	return sa, nil
 }
 
 func mustRel(base, path string) string {

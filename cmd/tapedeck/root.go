@@ -102,7 +102,7 @@ Exit codes:
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
 	root.AddCommand(newServeCmd(g), newPublishCmd(g), newRecoverCmd(g), newDemoCmd(g), newLoadtestCmd(g), newInspectCmd(g), newRenderCmd(g))
-	root.AddCommand(newWorkerCmd(g), newSessionsCmd(g), newDownloadCmd(g), newUploadCmd(g))
+	root.AddCommand(newWorkerCmd(g), newSessionsCmd(g), newDownloadCmd(g), newUploadCmd(g), newExportCmd(g))
 	groupsCheckArgs(root)
 	failures(root)
 	return root
