@@ -58,7 +58,7 @@ func (j Job) validate() error {
 			return fmt.Errorf("postcall: job %s: render name %q is invalid or repeated", j.ID(), s.Name)
 		}
 		seen[s.Name] = true
-		if err := s.check(); err != nil {
+		if err := s.Check(); err != nil {
 			return fmt.Errorf("postcall: job %s: %w", j.ID(), err)
 		}
 	}

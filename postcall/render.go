@@ -46,8 +46,8 @@ type RenderSpec struct {
 	Nice int `json:"-"`
 }
 
-// check reports what is wrong with an export spec (nothing for a render).
-func (s RenderSpec) check() error {
+// Check reports what is wrong with an export spec (nothing for a render).
+func (s RenderSpec) Check() error {
 	if s.Export == nil {
 		return nil
 	}
@@ -159,7 +159,7 @@ func LoadRenderConfig(path string) (RenderConfig, error) {
 					return nil, fmt.Errorf("postcall: render configuration %s.export: %w", at, err)
 				}
 				s.Export = ex
-				if err := s.check(); err != nil {
+				if err := s.Check(); err != nil {
 					return nil, fmt.Errorf("postcall: render configuration %s: %w", at, err)
 				}
 				if c := ex.Composite; c != "" && (!seen[c] || c == e.Name) {

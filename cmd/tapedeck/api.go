@@ -152,6 +152,9 @@ func checkRenderSpecs(specs []postcall.RenderSpec) error {
 			return fmt.Errorf("render name %q: want 1–64 letters, digits, '_', '-', '.', each name once", sp.Name)
 		}
 		seen[sp.Name] = true
+		if err := sp.Check(); err != nil {
+			return err
+		}
 		if sp.Profile != "" {
 			if _, err := render.ParseProfile(sp.Profile); err != nil {
 				return fmt.Errorf("render %q: %w", sp.Name, err)

@@ -207,6 +207,8 @@ func TestControlAPIJobs(t *testing.T) {
 		{`{"renders":[{"name":"x","layout":"diagonal"}]}`, "diagonal"},
 		{`{"renders":[{"name":"x","edits":"layouts:\n  - at: 0\n    type: grid\n    bogus: 1\n"}]}`, "bogus"},
 		{`{"renders":[{"name":"../x"}]}`, "render name"},
+		{`{"renders":[{"name":"x","profile":"mp4-720p","export":{}}]}`, "an export has no profile"},
+		{`{"renders":[{"name":"x","export":{"no_audio":true,"no_video":true}}]}`, "x:"},
 	} {
 		if code, b := post(bad.body); code != http.StatusBadRequest || !strings.Contains(b, bad.says) {
 			t.Errorf("re-render %s: %d %s; want an error saying %q", bad.body, code, b, bad.says)
