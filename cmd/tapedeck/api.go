@@ -91,7 +91,12 @@ func controlAPI(mux *http.ServeMux, rec *capture.Recorder, jobs *postcall.Pipeli
 			writeJSONError(w, http.StatusNotFound, "no such session in this recorder's data folder")
 			return
 		}
-		if err := jobs.Enqueue(r.Context(), room, session, dir); err != nil {
+		queue := jobs.Enqueue
+		if st, err := jobs.State(r.Context(), room, session); err == nil && !st.Failed.IsZero() && st.Uploaded.IsZero() {
+			// Failed before the session was stored: run its first stage again.
+			queue = jobs.RetryStore
+		}
+		if err := queue(r.Context(), room, session, dir); err != nil {
 			writeJSONError(w, http.StatusInternalServerError, err.Error())
 			return
 		}

@@ -40,7 +40,7 @@ func mountConsole(mux *http.ServeMux, rec *capture.Recorder, jobs *pipelineRun, 
 		Token:        adminToken(),
 		Loopback:     cfg.ICE.LoopbackOnly,
 		Recorder:     liveRecorder{rec},
-		Jobs:         newConsoleJobs(jobs.Pipeline, renders),
+		Jobs:         newConsoleJobs(jobs.Pipeline, renders, cfg.DataDir),
 		Store:        store,
 		Catalog:      newCatalog(store),
 		Local:        localManifest(cfg.DataDir),
@@ -133,6 +133,7 @@ func (l liveRecorder) StopSession(room string) error {
 type consoleJobs struct {
 	*postcall.Pipeline
 	renders postcall.RenderConfig
+	dataDir string // the recorder's data folder: where a job that failed before storing finds its session
 
 	mu     sync.Mutex
 	asked  map[string][]postcall.RenderSpec // room/session → the console's last re-render
@@ -140,8 +141,8 @@ type consoleJobs struct {
 	maxLen int
 }
 
-func newConsoleJobs(p *postcall.Pipeline, renders postcall.RenderConfig) *consoleJobs {
-	return &consoleJobs{Pipeline: p, renders: renders, asked: map[string][]postcall.RenderSpec{}, maxLen: 1000}
+func newConsoleJobs(p *postcall.Pipeline, renders postcall.RenderConfig, dataDir string) *consoleJobs {
+	return &consoleJobs{Pipeline: p, renders: renders, dataDir: dataDir, asked: map[string][]postcall.RenderSpec{}, maxLen: 1000}
 }
 
 func (j *consoleJobs) Rerender(ctx context.Context, room, session string, specs []postcall.RenderSpec) error {
@@ -168,9 +169,14 @@ func (j *consoleJobs) Retry(ctx context.Context, room, session string) error {
 		return err
 	}
 	if st.Uploaded.IsZero() {
-		// postcall has no call that reopens a job failed before its session was stored.
-		return fmt.Errorf("%w: it failed before the session was stored, and postcall cannot reopen that stage yet; "+
-			"the session folder is kept on the recorder", console.ErrCannotRetry)
+		// Failed before the session was stored: its first stage runs again from the session folder.
+		if capture.CheckName("room", room) != nil || !validSession(session) {
+			return fmt.Errorf("%w: bad room or session name", console.ErrCannotRetry)
+		}
+		if err := j.RetryStore(ctx, room, session, filepath.Join(j.dataDir, room, session)); err != nil {
+			return fmt.Errorf("%w: %w", console.ErrCannotRetry, err)
+		}
+		return nil
 	}
 	j.mu.Lock()
 	specs, ok := j.asked[room+"/"+session]
