@@ -189,40 +189,52 @@ func checkSync(t *testing.T, m *timeline.Manifest, pubs []pub, res []publisher.R
 	for i, p := range pubs {
 		byName[p.name] = append(byName[p.name], i)
 	}
-	var errs []float64
+	// Each mark is placed by the model and compared with the instant it
+	// was due on the sender's clock (its media time: Start + i·period) and
+	// with the instant its packet was handed to the network stack. The
+	// first is what placement promises (media on its own time); the second
+	// also holds the publisher's own send delays, which a loaded machine
+	// stretches for single packets, so it is reported only.
+	var errs, sendErrs []float64
 	for _, l := range m.Lanes {
 		for k, tr := range l.Tracks {
 			r := res[byName[l.Participant][k]]
 			base := tr.Segments[0].FirstRTP
 			for _, mk := range r.Marks {
-				rtpTS, at := mk.AudioRTP, mk.AudioSent
+				rtpTS, sent := mk.AudioRTP, mk.AudioSent
 				if l.Kind == timeline.Video {
-					rtpTS, at = mk.VideoRTP, mk.VideoSent
+					rtpTS, sent = mk.VideoRTP, mk.VideoSent
 				}
 				ext := base + int64(int32(rtpTS-uint32(base)))
-				if ext < base || ext > tr.Segments[len(tr.Segments)-1].LastRTP || at.IsZero() {
+				if ext < base || ext > tr.Segments[len(tr.Segments)-1].LastRTP || sent.IsZero() {
 					continue
 				}
 				got, err := sy.RecorderTime(tr.ID, ext)
 				if err != nil {
 					t.Fatal(err)
 				}
-				errs = append(errs, float64(got-at.UnixNano())/1e6)
+				errs = append(errs, float64(got-mk.At.UnixNano())/1e6)
+				sendErrs = append(sendErrs, float64(got-sent.UnixNano())/1e6)
 			}
 		}
 	}
 	if len(errs) < 20 {
 		t.Fatalf("only %d marks placed", len(errs))
 	}
-	abs := make([]float64, len(errs))
-	for i, e := range errs {
-		abs[i] = math.Abs(e)
+	quantiles := func(v []float64) (p50, p95, mx float64) {
+		abs := make([]float64, len(v))
+		for i, e := range v {
+			abs[i] = math.Abs(e)
+		}
+		sort.Float64s(abs)
+		return abs[len(abs)/2], abs[len(abs)*95/100], abs[len(abs)-1]
 	}
-	sort.Float64s(abs)
-	p50, p95, mx := abs[len(abs)/2], abs[len(abs)*95/100], abs[len(abs)-1]
-	t.Logf("sync model on this recording: mark placement vs true send instant over %d marks: p50 %.2f ms, p95 %.2f ms, max %.2f ms", len(abs), p50, p95, mx)
+	p50, p95, mx := quantiles(errs)
+	s50, s95, smx := quantiles(sendErrs)
+	t.Logf("sync model on this recording, over %d marks: placement vs the mark's media instant p50 %.2f ms, p95 %.2f ms, max %.2f ms; vs its packet's send instant p50 %.2f ms, p95 %.2f ms, max %.2f ms",
+		len(errs), p50, p95, mx, s50, s95, smx)
 	if p95 > 10 {
-		t.Errorf("mark placement p95 %.2f ms, want under 10 ms", p95)
+		t.Errorf("mark placement vs media instant p95 %.2f ms, want under 10 ms", p95)
 	}
 	clocks := sy.Clocks()
 	if got, want := len(clocks), len(m.Participants); got != want {

@@ -267,15 +267,22 @@ func TestBrowsersPublish(t *testing.T) {
 		if got := len(l.Tracks); got != n {
 			t.Fatalf("lane %s: %d tracks, want %d", id, got, n)
 		}
+		withReports := 0
 		for _, tr := range l.Tracks {
-			if len(tr.SenderReports) == 0 {
-				t.Errorf("lane %s track %s: no sender reports", id, tr.ID)
+			if len(tr.SenderReports) > 0 {
+				withReports++
 			}
 			for _, sg := range tr.Segments {
 				if err := marks.DecodeStrict(filepath.Join(e.Dir, sg.Path)); err != nil {
 					t.Error(err)
 				}
 			}
+		}
+		// Chromium sends its first audio report about 2.3 s into a track,
+		// later on a loaded machine: a short publish may have none (the
+		// model then places it by arrival times), but a lane never.
+		if withReports == 0 {
+			t.Errorf("lane %s: no track with sender reports", id)
 		}
 	}
 	s, err := timeline.NewSync(m)
