@@ -85,14 +85,8 @@ checked by SHA-256. An interrupted or failed export leaves nothing behind.`,
 					return err
 				}
 			}
-			switch progress {
-			case "auto":
-				opts.Progress, opts.ProgressTTY = cmd.ErrOrStderr(), isTerminal(cmd.ErrOrStderr())
-			case "bar", "plain":
-				opts.Progress, opts.ProgressTTY = cmd.ErrOrStderr(), progress == "bar"
-			case "off":
-			default:
-				return usageError("--progress %q: want auto, bar, plain or off", progress)
+			if opts.Progress, opts.ProgressTTY, err = progressTo(progress, cmd.ErrOrStderr()); err != nil {
+				return err
 			}
 			if editsPath != "" {
 				if opts.Edits, err = timeline.LoadEdits(editsPath); err != nil {

@@ -82,3 +82,17 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// progressTo reads a --progress value: where a long operation shows its
+// progress (nil: nowhere) and whether as a bar (a terminal) or plain lines.
+func progressTo(flag string, w io.Writer) (io.Writer, bool, error) {
+	switch flag {
+	case "auto":
+		return w, isTerminal(w), nil
+	case "bar", "plain":
+		return w, flag == "bar", nil
+	case "off":
+		return nil, false, nil
+	}
+	return nil, false, usageError("--progress %q: want auto, bar, plain or off", flag)
+}

@@ -94,14 +94,8 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 					return err
 				}
 			}
-			switch progress {
-			case "auto":
-				opts.Progress, opts.ProgressTTY = cmd.ErrOrStderr(), isTerminal(cmd.ErrOrStderr())
-			case "bar", "plain":
-				opts.Progress, opts.ProgressTTY = cmd.ErrOrStderr(), progress == "bar"
-			case "off":
-			default:
-				return usageError("--progress %q: want auto, bar, plain or off", progress)
+			if opts.Progress, opts.ProgressTTY, err = progressTo(progress, cmd.ErrOrStderr()); err != nil {
+				return err
 			}
 			outs, err := render.Session(cmd.Context(), dir, opts)
 			if err != nil {
