@@ -103,7 +103,12 @@ func TestRecordedCallSync(t *testing.T) {
 		cfg("bob", publisher.H264, 7*time.Second, 3*time.Second),
 		cfg("carol", publisher.VP8, 6*time.Second, 0),
 	}
-	// Joins a third of a mark period apart: their marks never meet.
+	// Marks a third of a mark period apart, whenever each connection comes
+	// up: they never meet.
+	epoch := time.Now()
+	for i := range pubs {
+		pubs[i].MarkEpoch = epoch.Add(time.Duration(i) * syncMarkPeriod / 3)
+	}
 	sess, res := recordCall(t, pubs, []time.Duration{0, 1400 * time.Millisecond, 2800 * time.Millisecond})
 
 	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: parseEdits(t, fixedLayout), OutDir: t.TempDir(),

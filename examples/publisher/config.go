@@ -32,6 +32,12 @@ type Config struct {
 	// MarkPeriod is the time between two sync marks; 1 s when zero. It must
 	// be a whole number of video frames and of 20 ms audio packets.
 	MarkPeriod time.Duration
+	// MarkEpoch, when set, puts the start (and so every mark) on an instant
+	// MarkEpoch + k·MarkPeriod: once connected, the publisher waits for the
+	// next such instant. Publishers given epochs a fraction of a period
+	// apart keep their marks at those phases of one another however long
+	// their connections take.
+	MarkEpoch time.Time
 	// Loss is the fraction of outgoing RTP packets dropped on purpose,
 	// between the NACK responder and the network (so retransmissions can
 	// recover some). The drops of original packets are reproducible for a
@@ -67,6 +73,20 @@ type Config struct {
 	// new credentials and candidates with PATCH, If-Match "*" (RFC 9725,
 	// 4.3.3); media goes on once the new session is checked.
 	RestartAfter time.Duration
+
+	// Endpoints are more WHIP URLs of the same room (other recorders of a
+	// cluster): with Reconnect, each new try goes to the next URL in turn,
+	// after Endpoint.
+	Endpoints []string
+	// Reconnect publishes again when the POST fails (a network error, a 5xx)
+	// or the connection fails while sending, as a client whose recorder died
+	// does: a new WHIP session (a new peer connection, new SSRCs) on the next
+	// endpoint, the media going on from where its timeline is now, so the
+	// marks stay at Start + k·MarkPeriod. ICE's disconnected state (no answer
+	// for 2 s) counts as a failure. It gives up after ReconnectFor (default
+	// 60 s) without a connection.
+	Reconnect    bool
+	ReconnectFor time.Duration
 }
 
 const (
@@ -79,6 +99,8 @@ const (
 	defaultFPS        = 30
 	defaultBitrate    = 1_000_000
 	defaultMarkPeriod = time.Second
+	// defaultReconnectFor is how long Reconnect tries without a connection.
+	defaultReconnectFor = 60 * time.Second
 
 	// audioPacket is the duration of one Opus packet.
 	audioPacket = 20 * time.Millisecond
@@ -143,6 +165,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	case cfg.MarkPeriod > maxClip:
 		errs = append(errs, fmt.Errorf("mark period %v is longer than %v", cfg.MarkPeriod, maxClip))
 	}
+	if cfg.Reconnect && cfg.ReconnectFor <= 0 {
+		cfg.ReconnectFor = defaultReconnectFor
+	}
 	if cfg.Loss < 0 || cfg.Loss >= 1 {
 		errs = append(errs, fmt.Errorf("loss %v: want a fraction in [0, 1)", cfg.Loss))
 	}
@@ -152,20 +177,28 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// endpointURL checks the session settings and returns the WHIP URL with
-// ?participant=NAME added.
-func (cfg Config) endpointURL() (*url.URL, error) {
+// endpointURLs checks the session settings and returns Endpoint and then
+// Endpoints, each with ?participant=NAME added.
+func (cfg Config) endpointURLs() ([]*url.URL, error) {
 	var errs []error
-	u, err := url.Parse(cfg.Endpoint)
-	switch {
-	case cfg.Endpoint == "":
-		errs = append(errs, errors.New("endpoint is empty"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("endpoint: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("endpoint %q: scheme must be http or https", cfg.Endpoint))
-	case u.Host == "":
-		errs = append(errs, fmt.Errorf("endpoint %q has no host", cfg.Endpoint))
+	var out []*url.URL
+	for _, e := range append([]string{cfg.Endpoint}, cfg.Endpoints...) {
+		u, err := url.Parse(e)
+		switch {
+		case e == "":
+			errs = append(errs, errors.New("endpoint is empty"))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("endpoint: %w", err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, fmt.Errorf("endpoint %q: scheme must be http or https", e))
+		case u.Host == "":
+			errs = append(errs, fmt.Errorf("endpoint %q has no host", e))
+		default:
+			q := u.Query()
+			q.Set("participant", cfg.Participant)
+			u.RawQuery = q.Encode()
+			out = append(out, u)
+		}
 	}
 	if cfg.Participant == "" {
 		errs = append(errs, errors.New("participant is empty"))
@@ -173,10 +206,7 @@ func (cfg Config) endpointURL() (*url.URL, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("publisher config: %w", err)
 	}
-	q := u.Query()
-	q.Set("participant", cfg.Participant)
-	u.RawQuery = q.Encode()
-	return u, nil
+	return out, nil
 }
 
 // clipLength is the length of the generated media: Duration (or maxClip for

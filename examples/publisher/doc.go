@@ -28,9 +28,23 @@
 // Interceptors, from the network outwards: a loss stage dropping
 // Config.Loss of the packets (reproducibly for a Seed), the NACK responder
 // (so the receiver's NACKs repair some of those, over RTX when negotiated),
-// the NACK generator, and the RTCP report interceptors. Audio packets carry
+// and the NACK generator. Sender reports are made by the publisher from its
+// capture timeline (RTP = first + (now − Start)·rate, as a browser derives
+// them from the capture time of its last frame), so a busy machine that
+// sends late does not bias them. Audio packets carry
 // the RFC 6464 audio level (about 10 for the tone, 127 for silence) and all
 // packets abs-send-time, when the receiver negotiates them. ICE uses UDP4
 // with loopback candidates and no mDNS; for a loopback endpoint only
 // 127.0.0.1 is offered.
+//
+// # Redirects and reconnection
+//
+// Every WHIP request (POST, PATCH, DELETE) follows 307 and 308 redirects
+// itself, sending the body and the bearer token again to each Location (Go's
+// client would drop Authorization on a redirect to another host), as OBS and
+// GStreamer's whipclientsink do; the session's Location resolves against the
+// URL that answered. With Config.Reconnect, a failed POST or a connection that
+// fails (or stays disconnected for 2 s) is followed by a new WHIP session on
+// the next of Config.Endpoints, the media going on from where its timeline is:
+// Result.Attempts lists the sessions tried.
 package publisher

@@ -30,18 +30,10 @@ type iceState struct {
 // patch sends a fragment with If-Match and returns the answer's status,
 // entity-tag and body.
 func (s *session) patch(ctx context.Context, frag, ifMatch string) (int, string, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, s.ice.location.String(), strings.NewReader(frag))
+	hdr := http.Header{"Content-Type": {sdpFragType}, "If-Match": {ifMatch}}
+	resp, _, _, err := do(ctx, s.http, http.MethodPatch, s.ice.location, s.cfg.Token, []byte(frag), hdr)
 	if err != nil {
-		return 0, "", "", fmt.Errorf("publisher: PATCH: %w", err)
-	}
-	req.Header.Set("Content-Type", sdpFragType)
-	req.Header.Set("If-Match", ifMatch)
-	if s.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("publisher: PATCH: %w", err)
+		return 0, "", "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))

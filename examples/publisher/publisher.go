@@ -14,7 +14,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -48,9 +47,10 @@ type Result struct {
 	End time.Time
 	// Interrupted is set when ctx ended the publish before Duration.
 	Interrupted bool
-	// Posted is when the offer was POSTed; Connected when the connection
-	// came up (zero if it did not).
-	Posted, Connected time.Time
+	// Posted is when the offer was POSTed, Answered when its 201 arrived
+	// (after any redirects); Connected when the connection came up (zero if
+	// it did not).
+	Posted, Answered, Connected time.Time
 	// Links are the Link headers of the 201 (the recorder's ICE servers).
 	Links []string
 	// Path is the connection's selected candidate pair, e.g.
@@ -65,6 +65,12 @@ type Result struct {
 	Tracks []TrackResult
 	// Marks are the sync marks sent, in order.
 	Marks []Mark
+	// Redirects counts the 307/308 redirects the (last) POST followed.
+	Redirects int
+	// Attempts are the WHIP sessions tried, in order: one, or more with
+	// Config.Reconnect. Location, Posted, Connected, Path and Tracks are the
+	// last one's.
+	Attempts []Attempt
 }
 
 // TrackResult is what was sent on one track.
@@ -116,7 +122,9 @@ func (r Result) Track(kind string) (TrackResult, bool) {
 // Run publishes one participant until cfg.Duration has passed or ctx is
 // done, then ends the WHIP session. A ctx that ends while media is being
 // sent is a hang-up, not an error: Run ends the session and returns the
-// Result with Interrupted set. log may be nil.
+// Result with Interrupted set. With cfg.Reconnect, a failed POST or
+// connection is followed by a new WHIP session on the next endpoint. log may
+// be nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -125,7 +133,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	endpoint, err := cfg.endpointURL()
+	endpoints, err := cfg.endpointURLs()
 	if err != nil {
 		return Result{}, err
 	}
@@ -135,17 +143,86 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var res Result
+	p := &pacer{cfg: cfg, vclip: vclip, aclip: aclip, log: log}
+	up := time.Now() // when the last connection ended (or the start)
+	delay := reconnectMin
+	for try := 0; ; try++ {
+		endpoint := endpoints[try%len(endpoints)]
+		att, err := runOnce(ctx, cfg, endpoint, log, p, &res)
+		res.Attempts = append(res.Attempts, att)
+		if err == nil || !cfg.Reconnect || ctx.Err() != nil || !retryable(err) {
+			return res, err
+		}
+		if !att.Connected.IsZero() {
+			up, delay = att.Ended, reconnectMin
+		}
+		if time.Since(up) > cfg.ReconnectFor {
+			return res, fmt.Errorf("publisher: no connection for %v: %w", cfg.ReconnectFor, err)
+		}
+		next := endpoints[(try+1)%len(endpoints)]
+		log.Warn("publisher: reconnecting", "to", next.Redacted(), "in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			res.Interrupted = true
+			return res, nil
+		}
+		delay = min(2*delay, reconnectMax)
+	}
+}
 
+// Delays between two tries of Reconnect: from reconnectMin, doubling, up to
+// reconnectMax; back to reconnectMin after a connection.
+const (
+	reconnectMin = 200 * time.Millisecond
+	reconnectMax = time.Second
+)
+
+// Attempt is one WHIP session Run tried.
+type Attempt struct {
+	Endpoint string
+	// Location is the session's URL (after redirects), Redirects the 307/308
+	// redirects its POST followed.
+	Location  string
+	Redirects int
+	// Posted, Answered (the 201), Connected (zero if it did not) and Ended.
+	Posted, Answered, Connected, Ended time.Time
+	Err                                string // why it ended, if not at the end of the publish
+}
+
+// runOnce publishes over one WHIP session at endpoint, pacing with p.
+func runOnce(ctx context.Context, cfg Config, endpoint *url.URL, log *slog.Logger, p *pacer, res *Result) (att Attempt, err error) {
+	att = Attempt{Endpoint: endpoint.Redacted()}
+	defer func() { att.Ended = time.Now() }()
 	s, err := newSession(cfg, endpoint, log)
 	if err != nil {
-		return Result{}, err
+		att.Err = err.Error()
+		return att, err
 	}
 	defer s.close()
-	if err := s.addTracks(vclip, aclip); err != nil {
-		return Result{}, err
+	if err := s.addTracks(p.vclip, p.aclip); err != nil {
+		att.Err = err.Error()
+		return att, err
 	}
-	res, err := s.run(ctx, vclip, aclip)
-	return res, err
+	p.video, p.audio = s.video, s.audio
+	res.Tracks, res.Posted, res.Answered, res.Connected = nil, time.Time{}, time.Time{}, time.Time{}
+	err = s.run(ctx, p, res, &att)
+	att.Posted, att.Answered, att.Connected = res.Posted, res.Answered, res.Connected
+	if err != nil {
+		att.Err = err.Error()
+	}
+	return att, err
+}
+
+// retryable reports whether another try (Config.Reconnect) may succeed: not
+// after a 4xx, which says the request itself is refused.
+func retryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500 || se.Code == http.StatusTooManyRequests
+	}
+	return true
 }
 
 // session is one publish: the peer connection and its tracks.
@@ -180,7 +257,7 @@ func newSession(cfg Config, endpoint *url.URL, log *slog.Logger) (*session, erro
 		cfg: cfg, endpoint: endpoint, log: log,
 		clock:     func() time.Time { return time.Now().Add(cfg.ClockOffset) },
 		loss:      newLossFactory(cfg.Loss, cfg.Seed),
-		http:      &http.Client{Timeout: httpTimeout},
+		http:      newHTTPClient(),
 		connected: make(chan struct{}), failed: make(chan struct{}),
 	}
 	api, err := s.newAPI()
@@ -198,6 +275,11 @@ func newSession(cfg Config, endpoint *url.URL, log *slog.Logger) (*session, erro
 			s.onceConn.Do(func() { close(s.connected) })
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			s.onceFail.Do(func() { close(s.failed) })
+		case webrtc.PeerConnectionStateDisconnected:
+			if cfg.Reconnect {
+				// The recorder stopped answering: try another one.
+				s.onceFail.Do(func() { close(s.failed) })
+			}
 		}
 	})
 	return s, nil
@@ -241,18 +323,14 @@ func (s *session) newAPI() (*webrtc.API, error) {
 	// Interceptors wrap the network writer in the order they are added:
 	// the first added is the closest to the network. The loss stage goes
 	// first, so the NACK responder (next) keeps every packet and its
-	// resends go through the loss stage too; the sender report interceptor
-	// sees every packet, dropped or not, at the instant it is sent.
+	// resends go through the loss stage too. Sender reports are sent by
+	// the session itself (report.go).
 	reg := &interceptor.Registry{}
 	reg.Add(s.loss)
 	if err := webrtc.ConfigureNack(m, reg); err != nil {
 		return nil, fmt.Errorf("publisher: NACK interceptors: %w", err)
 	}
 	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "ccm", Parameter: "fir"}, webrtc.RTPCodecTypeVideo)
-	if err := webrtc.ConfigureRTCPReportsWithOptions(reg, nil,
-		report.SenderNow(s.clock), report.SenderInterval(reportInterval)); err != nil {
-		return nil, fmt.Errorf("publisher: RTCP report interceptors: %w", err)
-	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: s.log}}
 	se.SetIncludeLoopbackCandidate(true)
@@ -262,6 +340,10 @@ func (s *session) newAPI() (*webrtc.API, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if s.cfg.Reconnect {
+		// Notice a recorder that died within seconds.
+		se.SetICETimeouts(2*time.Second, 5*time.Second, 500*time.Millisecond)
+	}
 	if isLoopbackHost(s.endpoint.Hostname()) {
 		loop := net.IPv4(127, 0, 0, 1)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(loop) })
@@ -359,12 +441,11 @@ func (s *session) addTrack(t *localTrack, fb *feedbackCounts) error {
 	return nil
 }
 
-// run does the WHIP exchange, sends the media and ends the session.
-func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (Result, error) {
-	var res Result
+// run does the WHIP exchange, sends the media with p and ends the session.
+func (s *session) run(ctx context.Context, p *pacer, res *Result, att *Attempt) error {
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
-		return res, fmt.Errorf("publisher: create offer: %w", err)
+		return fmt.Errorf("publisher: create offer: %w", err)
 	}
 	var trickle *trickler
 	body := ""
@@ -373,20 +454,20 @@ func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (
 		// starts); the candidates follow with PATCH.
 		trickle = newTrickler(s, offer.SDP)
 		if err := s.pc.SetLocalDescription(offer); err != nil {
-			return res, fmt.Errorf("publisher: set local description: %w", err)
+			return fmt.Errorf("publisher: set local description: %w", err)
 		}
 		body = offer.SDP
 	} else {
 		gathered := webrtc.GatheringCompletePromise(s.pc)
 		if err := s.pc.SetLocalDescription(offer); err != nil {
-			return res, fmt.Errorf("publisher: set local description: %w", err)
+			return fmt.Errorf("publisher: set local description: %w", err)
 		}
 		select {
 		case <-gathered:
 		case <-ctx.Done():
-			return res, fmt.Errorf("publisher: gathering ICE candidates: %w", ctx.Err())
+			return fmt.Errorf("publisher: gathering ICE candidates: %w", ctx.Err())
 		case <-time.After(gatherTimeout):
-			return res, fmt.Errorf("publisher: gathering ICE candidates took more than %v", gatherTimeout)
+			return fmt.Errorf("publisher: gathering ICE candidates took more than %v", gatherTimeout)
 		}
 		body = s.pc.LocalDescription().SDP
 		if s.cfg.NoCandidates {
@@ -403,23 +484,31 @@ func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (
 		if trickle != nil {
 			trickle.stop()
 		}
-		return res, err
+		return err
 	}
+	res.Answered = time.Now()
 	res.Location = ans.location.String()
 	res.Links = ans.links
+	res.Redirects = ans.redirects
+	att.Location, att.Redirects = res.Location, ans.redirects
 	s.ice = iceState{location: ans.location, etag: ans.etag}
 	s.log.Info("publisher: WHIP session created", "location", res.Location)
 	if trickle != nil {
 		trickle.start(ctx)
 	}
 
-	sendErr := s.connectAndSend(ctx, ans.sdp, vclip, aclip, &res)
+	sendErr := s.connectAndSend(ctx, ans.sdp, p, res)
 	if trickle != nil {
 		res.Trickled = trickle.stop()
 	}
 
-	// Hang up: DELETE the session even when ctx is done.
-	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpTimeout)
+	// Hang up: DELETE the session even when ctx is done (briefly after a
+	// failure with Reconnect: its recorder is likely gone).
+	wait := httpTimeout
+	if sendErr != nil && s.cfg.Reconnect {
+		wait = 2 * time.Second
+	}
+	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 	defer cancel()
 	delErr := whipDelete(delCtx, s.http, ans.location, s.cfg.Token)
 	if delErr == nil {
@@ -430,11 +519,15 @@ func (s *session) run(ctx context.Context, vclip *videoClip, aclip *audioClip) (
 		closeErr = fmt.Errorf("publisher: close peer connection: %w", closeErr)
 	}
 	s.rtcpDone.Wait()
-	s.collect(&res)
-	return res, errors.Join(sendErr, delErr, closeErr)
+	s.collect(res)
+	if sendErr != nil && s.cfg.Reconnect {
+		// The session failed: its DELETE failing too says nothing more.
+		return errors.Join(sendErr, closeErr)
+	}
+	return errors.Join(sendErr, delErr, closeErr)
 }
 
-func (s *session) connectAndSend(ctx context.Context, answer string, vclip *videoClip, aclip *audioClip, res *Result) error {
+func (s *session) connectAndSend(ctx context.Context, answer string, p *pacer, res *Result) error {
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("publisher: the WHIP answer was refused: %w", err)
 	}
@@ -474,8 +567,12 @@ func (s *session) connectAndSend(ctx context.Context, answer string, vclip *vide
 			s.restartMu.Unlock()
 		})
 	}
-	p := &pacer{cfg: s.cfg, video: s.video, audio: s.audio, vclip: vclip, aclip: aclip, log: s.log}
+	reportCtx, stopReports := context.WithCancel(ctx)
+	var reports sync.WaitGroup
+	reports.Go(func() { s.sendReports(reportCtx) })
 	err := p.run(ctx, s.failed, res)
+	stopReports()
+	reports.Wait()
 	if s.cfg.RestartAfter > 0 {
 		restarts.Wait()
 		s.restartMu.Lock()

@@ -19,7 +19,9 @@ type pacer struct {
 	aclip        *audioClip
 	log          *slog.Logger
 
-	vi, ai int // frames / packets sent
+	vi, ai int // frames / packets sent (or skipped while reconnecting)
+	// start is the instant frame 0 and packet 0 are due; set by the first run.
+	start time.Time
 }
 
 // frameTime is when video frame i is due, from the start.
@@ -28,14 +30,32 @@ func (p *pacer) frameTime(i int) time.Duration {
 }
 
 // run sends until cfg.Duration (or ctx is done: res.Interrupted), or until
-// the connection fails (an error).
+// the connection fails (an error). A run after the first (a new connection,
+// Config.Reconnect) goes on with the frame and packet due now: the timeline
+// keeps its start.
 func (p *pacer) run(ctx context.Context, failed <-chan struct{}, res *Result) error {
-	start := time.Now()
+	if p.start.IsZero() {
+		start, err := p.alignedStart(ctx, failed)
+		if err != nil {
+			return err
+		}
+		p.start = start
+		res.Start = p.start
+	} else {
+		elapsed := time.Since(p.start)
+		p.vi = max(p.vi, int((int64(elapsed)*int64(p.cfg.FPS)+int64(time.Second)-1)/int64(time.Second)))
+		p.ai = max(p.ai, int((elapsed+audioPacket-1)/audioPacket))
+	}
+	start := p.start
+	for _, t := range []*localTrack{p.video, p.audio} {
+		if t != nil {
+			t.setStart(start)
+		}
+	}
 	var end time.Time
 	if p.cfg.Duration > 0 {
 		end = start.Add(p.cfg.Duration)
 	}
-	res.Start = start
 	defer func() { res.End = time.Now() }()
 
 	fpm, ppm := p.cfg.framesPerMark(), p.cfg.packetsPerMark()
@@ -110,6 +130,33 @@ func (p *pacer) run(ctx context.Context, failed <-chan struct{}, res *Result) er
 			m.AudioSent, m.AudioRTP = now, p.audio.ts0+offset
 		}
 		p.ai++
+	}
+}
+
+// alignedStart is now, or with Config.MarkEpoch the first instant from now
+// on that is MarkEpoch + k·MarkPeriod, waited for.
+func (p *pacer) alignedStart(ctx context.Context, failed <-chan struct{}) (time.Time, error) {
+	now := time.Now()
+	if p.cfg.MarkEpoch.IsZero() {
+		return now, nil
+	}
+	since := now.Sub(p.cfg.MarkEpoch)
+	// k = ⌈since / period⌉ (Go's division truncates towards zero, which
+	// is the ceiling for a negative since).
+	k := since / p.cfg.MarkPeriod
+	if since > 0 && since%p.cfg.MarkPeriod != 0 {
+		k++
+	}
+	start := p.cfg.MarkEpoch.Add(k * p.cfg.MarkPeriod)
+	wait := time.NewTimer(time.Until(start))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+		return start, nil
+	case <-failed:
+		return time.Time{}, errors.New("publisher: the connection failed before sending")
+	case <-ctx.Done():
+		return time.Time{}, fmt.Errorf("publisher: waiting for the mark epoch: %w", ctx.Err())
 	}
 }
 

@@ -41,6 +41,10 @@ type localTrack struct {
 	seq       uint16
 	ts0       uint32
 	clock     func() time.Time
+
+	// For the sender reports: when ts0 is due, and what was sent.
+	start           time.Time
+	packets, octets uint32
 }
 
 func newLocalTrack(kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability, id, streamID string, clock func() time.Time) (*localTrack, error) {
@@ -181,6 +185,8 @@ func (t *localTrack) writeFrame(frame []byte, offset uint32, level int) (int, er
 		if _, err := t.writer.WriteRTP(h, p); err != nil {
 			return i, fmt.Errorf("publisher: write %s RTP: %w", t.kind, err)
 		}
+		t.packets++
+		t.octets += uint32(len(p))
 	}
 	return len(payloads), nil
 }
