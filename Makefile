@@ -2,6 +2,7 @@
 GO        ?= go
 BIN       := $(CURDIR)/.bin
 VERSITYGW := $(BIN)/versitygw
+NATS_SERVER := $(BIN)/nats-server
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME  ?= 20s
 
@@ -23,9 +24,9 @@ deps-demo:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
 
 ## deps: what the tests need besides: Chromium, coturn (TURN) and xmllint from Debian's packages, versitygw
-## with go install, and the WHIP clients written elsewhere from npm (examples/browser/interop)
+## and nats-server with go install, and the WHIP clients written elsewhere from npm (examples/browser/interop)
 INTEROP := examples/browser/interop
-deps: deps-demo
+deps: deps-demo $(NATS_SERVER)
 	@{ test -x $(CHROMIUM) && command -v turnserver && command -v xmllint; } >/dev/null 2>&1 || { \
 		echo "installing chromium, coturn and libxml2-utils from Debian's packages"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium coturn libxml2-utils; }
@@ -35,6 +36,10 @@ deps: deps-demo
 		echo "installing the npm WHIP clients into $(INTEROP)/node_modules"; \
 		npm ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error && \
 		cp $(INTEROP)/package-lock.json $(INTEROP)/node_modules/.installed-lock.json; }
+
+$(NATS_SERVER):
+	@echo "installing nats-server (an external JetStream for the cluster tests and bench) into .bin"
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
 
 ## build: the tapedeck binary in .bin
 build:
@@ -55,10 +60,11 @@ demo:
 
 ## bench: capture path figures (per packet, and a loopback load run), then the render of a 4-participant
 ## 5-minute 720p30 call against a hand-written xstack+amix FFmpeg command; prints a report
-bench: deps-demo
+bench: deps-demo $(NATS_SERVER)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
 	$(GO) test -run '^$$' -bench Render -benchtime 1x -count=1 -timeout 60m ./render
+	$(GO) test -run '^$$' -bench . -benchtime 10x -count=1 ./cluster
 
 ## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
 soak: deps-demo

@@ -143,7 +143,11 @@ func (c *compaction) add(n int, r *record) error {
 			return errors.New("session record without session id")
 		}
 		c.session = n
+		if r.Part < 0 {
+			return fmt.Errorf("session record with part %d", r.Part)
+		}
 		c.m.Room, c.m.Session, c.m.StartUnixNS = r.Room, r.Session, r.At
+		c.m.Part, c.m.Node = r.Part, r.Node
 	case recSessionEnd:
 		c.m.EndUnixNS = r.At
 		c.ended = true

@@ -40,6 +40,7 @@ type counters struct {
 	segmentsClosed  atomic.Int64
 	publishes       atomic.Int64
 	refused         atomic.Int64
+	elsewhere       atomic.Int64
 	activeTracks    atomic.Int64
 	freeBytes       atomic.Int64 // -1: unknown
 }
@@ -57,6 +58,7 @@ type Stats struct {
 	SegmentsClosed  int64
 	Publishes       int64 // publishes accepted since start
 	Refused         int64 // publishes refused (503, 429) since start
+	Elsewhere       int64 // requests answered for a room another recorder of a cluster records (redirected or proxied)
 	FreeBytes       int64 // free space of the data folder; -1 unknown
 	DiskLow         bool  // new publishes are refused for disk space
 	DiskFull        bool  // below the hard floor: files are closed, nothing written
@@ -80,7 +82,7 @@ func (r *Recorder) Stats() Stats {
 		PacketsReceived: c.packetsReceived.Load(), PacketsLost: c.packetsLost.Load(),
 		PacketsWritten: c.packetsWritten.Load(), FramesWritten: c.framesWritten.Load(),
 		BytesWritten: c.bytesWritten.Load(), SegmentsClosed: c.segmentsClosed.Load(),
-		Publishes: c.publishes.Load(), Refused: c.refused.Load(), FreeBytes: free,
+		Publishes: c.publishes.Load(), Refused: c.refused.Load(), Elsewhere: c.elsewhere.Load(), FreeBytes: free,
 		DiskLow: r.diskLow(), DiskFull: r.diskFull(), Draining: draining,
 	}
 }

@@ -35,6 +35,8 @@ type record struct {
 
 	Room    string `json:"room,omitempty"`
 	Session string `json:"session,omitempty"`
+	Part    int    `json:"part,omitempty"` // session: this recorder's part (a cluster)
+	Node    string `json:"node,omitempty"` // session: this recorder's name (a cluster)
 
 	Publish     string `json:"publish,omitempty"`
 	Participant string `json:"participant,omitempty"`

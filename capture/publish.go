@@ -88,17 +88,19 @@ func (p *publish) endedBy() error {
 // publish starts recording an offer from participant in room and returns
 // the SDP answer. Errors: *badOfferError (the offer), *interruptedError
 // (ended during setup), errClosing and the admission errors (refused).
-func (r *Recorder) publish(ctx context.Context, room, participant, offer string) (*publish, string, error) {
+func (r *Recorder) publish(ctx context.Context, room, participant, offer string, claim RoomClaim) (*publish, string, error) {
 	// The connection exists before the publish is shared: whoever ends the
 	// publish, at any point of its setup, closes it.
 	pc, err := r.api.NewPeerConnection(webrtc.Configuration{ICEServers: r.cfg.ICE.iceServers("tapedeck", time.Now())})
 	if err != nil {
+		r.unclaim(room, claim)
 		return nil, "", fmt.Errorf("capture: new peer connection: %w", err)
 	}
 	refuse := func(err error) (*publish, string, error) {
 		if cerr := pc.Close(); cerr != nil {
 			r.log.Warn("close refused peer connection", "err", cerr)
 		}
+		r.unclaim(room, claim)
 		return nil, "", err
 	}
 	r.mu.Lock()
@@ -110,7 +112,7 @@ func (r *Recorder) publish(ctx context.Context, room, participant, offer string)
 		r.mu.Unlock()
 		return refuse(err)
 	}
-	s, err := r.sessionFor(room)
+	s, err := r.sessionFor(room, claim)
 	if err != nil {
 		r.mu.Unlock()
 		return refuse(err)

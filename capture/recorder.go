@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -64,6 +65,14 @@ type Config struct {
 	// goes on. It is called on the track's receive path: it must not block
 	// (queue the work and return).
 	OnSegmentClosed func(SegmentClosed)
+	// Rooms, if set, says which recorder of a cluster records each room
+	// (see Rooms); nil: this one records every room.
+	Rooms Rooms
+	// Elsewhere, if set, answers a WHIP request for a room that the recorder
+	// at owner (a base URL) records, for example by proxying it there; body
+	// is what was read of the request's body (a POST's offer), nil when
+	// nothing was. nil: a 307 redirect to owner.
+	Elsewhere func(w http.ResponseWriter, req *http.Request, owner string, body []byte)
 }
 
 // SegmentClosed describes a finished track file.
@@ -73,6 +82,9 @@ type SegmentClosed struct {
 	Path          string // the file, relative to Dir, slash-separated
 	Lane, Track   string
 	Bytes         int64
+	// Part is the session's part this recorder records (RoomClaim.Part; 0
+	// without Config.Rooms).
+	Part int
 }
 
 // ICEConfig says which addresses and ports WebRTC media may use.
@@ -210,12 +222,20 @@ type session struct {
 	jr    *journal
 	log   *slog.Logger
 
+	// part and node: the session's part this recorder records, and its
+	// name (RoomClaim); 0 and "" without Config.Rooms.
+	part int
+	node string
+
 	// guarded by rec.mu
 	publishes map[string]*publish
 	trackSeq  int
 	grace     *time.Timer
 	ending    bool
 	hooked    bool // manifest written, OnSessionEnd running
+	// handover: the session ends here but the call may go on elsewhere (the
+	// recorder closed, or the room moved): Rooms.Release is told so.
+	handover bool
 }
 
 // unixNS places an instant on the recorder's clock for the manifest: the
@@ -225,19 +245,34 @@ func (s *session) unixNS(at time.Time) int64 {
 	return s.start.UnixNano() + int64(at.Sub(s.start))
 }
 
-// sessionFor returns the room's open session, starting one if needed.
-// Called with r.mu held.
-func (r *Recorder) sessionFor(room string) (*session, error) {
-	if s := r.rooms[room]; s != nil && !s.ending {
-		if s.grace != nil {
-			s.grace.Stop()
-			s.grace = nil
+// sessionFor returns the room's open session, starting one if needed: the
+// claim's session (a part of it), or a new one. Called with r.mu held.
+func (r *Recorder) sessionFor(room string, claim RoomClaim) (*session, error) {
+	if s := r.rooms[room]; s != nil {
+		switch {
+		case !s.ending && (claim.Session == "" || claim.Session == s.id):
+			if s.grace != nil {
+				s.grace.Stop()
+				s.grace = nil
+			}
+			return s, nil
+		case claim.Session == s.id:
+			// Being finalized, and not yet released: the next claim
+			// starts the next session.
+			return nil, errRoomEnding
+		case !s.ending:
+			return nil, fmt.Errorf("%w (as session %s; this recorder has %s)", ErrRoomMoved, claim.Session, s.id)
 		}
-		return s, nil
 	}
 	now := time.Now()
-	id := now.UTC().Format("20060102T150405Z") + "-" + newID(3)
-	dir := filepath.Join(r.cfg.DataDir, room, id)
+	id := claim.Session
+	if id == "" {
+		id = NewSessionID(now)
+	}
+	dir, err := r.sessionDir(room, id, claim.Part)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "tracks"), 0o755); err != nil {
 		return nil, fmt.Errorf("capture: session folder: %w", err)
 	}
@@ -246,11 +281,14 @@ func (r *Recorder) sessionFor(room string) (*session, error) {
 		return nil, err
 	}
 	s := &session{
-		rec: r, room: room, id: id, dir: dir, start: now, jr: jr,
+		rec: r, room: room, id: id, dir: dir, start: now, jr: jr, part: claim.Part, node: claim.Node,
 		log:       r.log.With("room", room, "session", id),
 		publishes: map[string]*publish{},
 	}
-	if err := jr.append(&record{Type: recSession, At: now.UnixNano(), Room: room, Session: id}); err != nil {
+	if claim.Part > 0 {
+		s.log = s.log.With("part", claim.Part)
+	}
+	if err := jr.append(&record{Type: recSession, At: now.UnixNano(), Room: room, Session: id, Part: claim.Part, Node: claim.Node}); err != nil {
 		jr.close()
 		return nil, err
 	}
@@ -272,7 +310,7 @@ func (s *session) publishEnded(p *publish) {
 		return
 	}
 	if r.closed {
-		s.ending = true
+		s.ending, s.handover = true, true
 		r.tasks.Go(s.finalize) // publishEnded runs in a task: never refused
 		return
 	}
@@ -300,6 +338,19 @@ func (s *session) finalize() {
 		delete(r.open, s)
 		r.mu.Unlock()
 	}()
+	if r.cfg.Rooms != nil && s.part > 0 {
+		// First, so that the room's next publish starts its next session
+		// (or, on a handover, continues this one elsewhere) at once.
+		how := ReleaseEnded
+		r.mu.Lock()
+		if s.handover {
+			how = ReleaseHandover
+		}
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(r.hookCtx, 5*time.Second)
+		r.cfg.Rooms.Release(ctx, s.room, s.id, how)
+		cancel()
+	}
 	if err := s.jr.append(&record{Type: recSessionEnd}); err != nil {
 		s.log.Error("journal session end", "err", err)
 	}
@@ -351,7 +402,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 				s.grace.Stop()
 				s.grace = nil
 			}
-			s.ending = true
+			s.ending, s.handover = true, true
 			r.tasks.Go(s.finalize)
 		}
 	}
@@ -502,10 +553,16 @@ var ErrNoSession = errors.New("no session is being recorded in that room")
 // now, without waiting for the grace period. It returns at once; the
 // session's hook says when it is finalized.
 func (r *Recorder) StopSession(room string) error {
+	return r.stopSession(room, "", errStopped, false)
+}
+
+// stopSession ends every publish of the room's session (if session is set,
+// only if the room's session is that one) with cause, and finalizes it.
+func (r *Recorder) stopSession(room, session string, cause error, handover bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.rooms[room]
-	if s == nil || s.ending || r.closed {
+	if s == nil || s.ending || r.closed || (session != "" && s.id != session) {
 		return fmt.Errorf("capture: stop %s: %w", room, ErrNoSession)
 	}
 	var pubs []*publish
@@ -517,9 +574,10 @@ func (r *Recorder) StopSession(room string) error {
 		s.grace = nil
 	}
 	s.ending = true // publishEnded will not start a grace period
+	s.handover = handover
 	r.tasks.Go(func() {
 		for _, p := range pubs {
-			p.end(errStopped)
+			p.end(cause)
 		}
 		s.finalize()
 	})

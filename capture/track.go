@@ -129,7 +129,7 @@ func (p *publish) recordTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	r.mu.Unlock()
 
 	t := &trackRecorder{
-		p: p, rec: r, id: fmt.Sprintf("t%d", seq), lane: lane, kind: kind, ssrc: uint32(remote.SSRC()), cfg: &r.cfg,
+		p: p, rec: r, id: trackID(s.part, seq), lane: lane, kind: kind, ssrc: uint32(remote.SSRC()), cfg: &r.cfg,
 		codec:  timeline.Codec{Name: name, ClockRate: int(c.ClockRate), Channels: int(c.Channels), Fmtp: c.SDPFmtpLine},
 		jitter: NewJitter(r.cfg.JitterLatency),
 	}
@@ -489,7 +489,7 @@ func (t *trackRecorder) closeSegment() {
 	}
 	if hook := t.cfg.OnSegmentClosed; hook != nil {
 		s := t.p.sess
-		hook(SegmentClosed{Room: s.room, Session: s.id, Dir: s.dir, Path: sg.path, Lane: t.lane, Track: t.id, Bytes: sg.w.Bytes()})
+		hook(SegmentClosed{Room: s.room, Session: s.id, Dir: s.dir, Path: sg.path, Lane: t.lane, Track: t.id, Bytes: sg.w.Bytes(), Part: s.part})
 	}
 }
 

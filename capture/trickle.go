@@ -327,7 +327,9 @@ func (r *Recorder) handlePatch(w http.ResponseWriter, req *http.Request) {
 	}
 	p := r.lookup(req.PathValue("room"), req.PathValue("publish"))
 	if p == nil {
-		http.Error(w, "no such publish", http.StatusNotFound)
+		if !r.locateElsewhere(w, req, req.PathValue("room")) {
+			http.Error(w, "no such publish", http.StatusNotFound)
+		}
 		return
 	}
 	if ct, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || ct != sdpFragType {

@@ -150,7 +150,28 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	p, answer, err := r.publish(req.Context(), room, participant, string(body))
+	var claim RoomClaim
+	if r.cfg.Rooms != nil {
+		// A cluster: which recorder records the room, and as which session?
+		if err := r.preAdmit(room); err != nil && !errors.Is(err, errTooMany) {
+			r.count.refused.Add(1)
+			retryAfter(w, 30*time.Second)
+			http.Error(w, "publish refused: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if claim, err = r.claimRoom(req.Context(), room, req); err != nil {
+			r.count.refused.Add(1)
+			r.log.Warn("publish refused: the room's recorder cannot be confirmed now", "room", room, "err", err)
+			retryAfter(w, time.Second)
+			http.Error(w, "publish refused: the room's recorder cannot be confirmed now; try again", http.StatusServiceUnavailable)
+			return
+		}
+		if claim.Elsewhere != "" {
+			r.elsewhere(w, req, claim.Elsewhere, claim.Placed, body)
+			return
+		}
+	}
+	p, answer, err := r.publish(req.Context(), room, participant, string(body), claim)
 	if err != nil {
 		var bad *badOfferError
 		var interrupted *interruptedError
@@ -171,6 +192,11 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 			// The client hung up while its publish was being set up;
 			// nobody reads an answer.
 			r.log.Info("publish abandoned by its client during setup", "room", room, "participant", participant, "err", err)
+		case errors.Is(err, errRoomEnding), errors.Is(err, ErrRoomMoved):
+			// A cluster moves the room, or ends its session: the next try
+			// is answered by the room's next recorder or session.
+			retryAfter(w, time.Second)
+			http.Error(w, "publish refused: "+err.Error(), http.StatusServiceUnavailable)
 		case errors.Is(err, errDraining), errors.Is(err, errDiskLow), errors.Is(err, errTooMany):
 			r.count.refused.Add(1)
 			retryAfter(w, 30*time.Second)
@@ -198,7 +224,9 @@ func (r *Recorder) handleDelete(w http.ResponseWriter, req *http.Request) {
 	}
 	p := r.lookup(req.PathValue("room"), req.PathValue("publish"))
 	if p == nil {
-		http.Error(w, "no such publish", http.StatusNotFound)
+		if !r.locateElsewhere(w, req, req.PathValue("room")) {
+			http.Error(w, "no such publish", http.StatusNotFound)
+		}
 		return
 	}
 	// The answer waits until the publish's files are closed and journaled.

@@ -209,6 +209,9 @@ func newFixture(t *testing.T, token string, loopback bool) *fixture {
 			Renders: map[string]postcall.RenderResult{"default": {Files: []postcall.StoredFile{{Key: prefix + "renders/default/composite.mp4"}}, At: now.Add(-50 * time.Minute)}},
 			Done:    now.Add(-50 * time.Minute)},
 		"demo/20261122T080000Z-bbbbbb": {Room: "demo", Session: "20261122T080000Z-bbbbbb", Node: "n1", Failed: now.Add(-time.Hour), Error: "render default: ffmpeg exited 1", Attempts: 3},
+		"demo/20261122T090000Z-cccccc": {Room: "demo", Session: "20261122T090000Z-cccccc", Node: "n1", Uploaded: now.Add(-2 * time.Minute),
+			Running: now.Add(-time.Minute), Stage: "render", Worker: "n2"},
+		"demo/20261122T100000Z-dddddd": {Room: "demo", Session: "20261122T100000Z-dddddd", Queued: now.Add(-10 * time.Second)},
 	}}
 	clock := now
 	var mu sync.Mutex
@@ -700,6 +703,19 @@ func TestJobsPageAndRetry(t *testing.T) {
 	_, page = do(t, c, "GET", f.srv.URL+"/jobs?status=failed", nil)
 	if strings.Contains(page, `data-status="done"`) {
 		t.Error("the failed tab shows done jobs")
+	}
+	// Queued and running jobs: each in its own tab, saying where it runs.
+	for _, tc := range []struct{ tab, want, not string }{
+		{"running", "rendering on n2", `data-status="queued"`},
+		{"queued", "20261122T100000Z-dddddd", `data-status="running"`},
+	} {
+		_, page = do(t, c, "GET", f.srv.URL+"/jobs?status="+tc.tab, nil)
+		if !strings.Contains(page, tc.want) || !strings.Contains(page, `data-status="`+tc.tab+`"`) {
+			t.Errorf("the %s tab lacks %q", tc.tab, tc.want)
+		}
+		if strings.Contains(page, tc.not) || strings.Contains(page, `data-status="failed"`) {
+			t.Errorf("the %s tab shows other jobs", tc.tab)
+		}
 	}
 }
 

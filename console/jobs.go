@@ -26,10 +26,11 @@ type jobRow struct {
 // jobFilters are the Jobs page's tabs: each lists the statuses it shows.
 func jobFilters() map[string][]string {
 	return map[string][]string{
-		"":       nil,
-		"active": {"queued", "storing", "rendering", "retrying"},
-		"failed": {"failed"},
-		"done":   {"done"},
+		"":        nil,
+		"queued":  {"queued", "retrying", "waiting"},
+		"running": {"running"},
+		"failed":  {"failed"},
+		"done":    {"done"},
 	}
 }
 
@@ -53,8 +54,8 @@ func (c *Console) handleJobs(w http.ResponseWriter, r *http.Request) {
 		for _, st := range states {
 			jv := newJobView(st)
 			group := jv.Status
-			if group != "failed" && group != "done" {
-				group = "active"
+			if group == "retrying" || group == "waiting" {
+				group = "queued"
 			}
 			v.Counts[group]++
 			v.Counts["all"]++

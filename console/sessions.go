@@ -299,7 +299,7 @@ func manifestSpan(ctx context.Context, store storage.Client, key string) (start,
 // jobView is a post-call job's state as the pages show it.
 type jobView struct {
 	postcall.State
-	Status string // "queued", "storing", "rendering", "retrying", "failed", "done"
+	Status string // "queued", "running", "retrying" (queued after a failed attempt), "waiting", "failed", "done"
 	Label  string
 	Steps  []jobStep
 	// Reason is the error's first line and, for a command that failed, the last line it wrote;
@@ -344,14 +344,19 @@ func newJobView(st postcall.State) jobView {
 		v.Status, v.Label = "failed", "failed"
 	case !st.Done.IsZero():
 		v.Status, v.Label = "done", "done"
-	case st.Node == "" && st.Uploaded.IsZero() && st.Attempts == 0:
+	case !st.Running.IsZero():
+		v.Status, v.Label = "running", runningLabel(st)
+	case !st.Queued.IsZero() && st.Error != "":
+		v.Status, v.Label = "retrying", fmt.Sprintf("queued to retry (%s)", plural(st.Attempts, "failed attempt", "failed attempts"))
+	case !st.Queued.IsZero():
 		v.Status, v.Label = "queued", "queued"
-	case st.Error != "":
-		v.Status, v.Label = "retrying", fmt.Sprintf("retrying (%s)", plural(st.Attempts, "failed attempt", "failed attempts"))
-	case st.Uploaded.IsZero():
-		v.Status, v.Label = "storing", "storing the tracks"
+		if !st.Uploaded.IsZero() {
+			v.Label = "stored, queued to render"
+		}
 	default:
-		v.Status, v.Label = "rendering", "rendering"
+		// Nothing queued or running: a session of a cluster whose other
+		// parts are being recorded (their end queues the merge).
+		v.Status, v.Label = "waiting", "waiting for the session's other parts"
 	}
 	v.Steps = append(v.Steps, jobStep{Name: "tracks, journal and manifest stored", Done: !st.Uploaded.IsZero(), At: st.Uploaded})
 	names := make([]string, 0, len(st.Renders))
@@ -371,6 +376,18 @@ func newJobView(st postcall.State) jobView {
 		v.Steps = append(v.Steps, jobStep{Name: "webhook told", Done: true, At: st.Notified})
 	}
 	return v
+}
+
+// runningLabel says which stage of a running job runs where.
+func runningLabel(st postcall.State) string {
+	what := map[string]string{"store": "storing the tracks", "merge": "merging the parts", "render": "rendering"}[st.Stage]
+	if what == "" {
+		what = "running"
+	}
+	if st.Worker != "" {
+		what += " on " + st.Worker
+	}
+	return what
 }
 
 func plural(n int, one, many string) string {

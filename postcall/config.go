@@ -46,6 +46,20 @@ type Config struct {
 	MaxDeliver int
 	// JobTimeout bounds one attempt of one stage (default 6 h).
 	JobTimeout time.Duration
+	// Parts, set on the nodes of a cluster, says which nodes recorded parts
+	// of a session: each node stores its part, and a merge job, run by any
+	// node, merges the parts into the session's manifest (see Parts). nil:
+	// every session is recorded by one node.
+	Parts Parts
+	// PartWait is how long a merge waits for a part whose node is gone
+	// (dead, and not back) before it merges without it: what the node
+	// uploaded during the call is used, the rest is marked missing, and the
+	// session is merged again if the node comes back and stores its part
+	// (default 2 min). A part whose node is alive is waited for.
+	PartWait time.Duration
+	// MergeJobs is how many merge jobs run at once (default 16; a merge
+	// waiting for parts only sleeps).
+	MergeJobs int
 }
 
 // Defaults used where Config leaves a field zero.
@@ -57,6 +71,8 @@ const (
 	DefaultAckWait         = 30 * time.Second
 	DefaultMaxDeliver      = 20
 	DefaultJobTimeout      = 6 * time.Hour
+	DefaultPartWait        = 2 * time.Minute
+	DefaultMergeJobs       = 16
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -94,6 +110,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.JobTimeout <= 0 {
 		c.JobTimeout = DefaultJobTimeout
+	}
+	if c.PartWait <= 0 {
+		c.PartWait = DefaultPartWait
+	}
+	if c.MergeJobs <= 0 {
+		c.MergeJobs = DefaultMergeJobs
 	}
 	if c.Webhook != "" {
 		if err := checkWebhookURL(c.Webhook); err != nil {

@@ -66,6 +66,34 @@
 // ledger recorded; a file that cannot be fetched is an error naming the store, the key and the flag
 // that fetches it. LocateSession says where every file is without reading any store.
 //
+// # Sessions recorded in parts (a cluster)
+//
+// When the nodes of a cluster record a session in turn (its node died, and the
+// participants reconnected to another), each node's folder holds its part: a
+// manifest with Part and Node set, track names of its own (so every track file
+// has a key of its own under the session's prefix). Stage 1 on each node stores
+// its part like any session, except that its journal and manifest go under
+// parts/{part}/ (PartPrefix), and then queues a merge job (MergeSubject,
+// consumed by the cluster's nodes) instead of the render. During the call a
+// part's node also uploads, after each closed segment, a snapshot of its
+// journal (parts/{part}/journal-snapshot.jsonl).
+//
+// The merge waits while a node records the session, while it may still be
+// continued (its last node died or handed it over less than the cluster's
+// resume window ago), and for every part not stored whose node is alive; a
+// part whose node is gone is waited for Config.PartWait (since the merge was
+// queued). Then, under a lock per session (MergeLocksBucket), it merges what
+// there is (timeline.MergeParts): a stored part whole ("complete"); a part whose
+// node is gone from its journal snapshot and the segments the node uploaded
+// during the call ("partial": the rest named missing); a part with nothing in
+// storage ("missing"). It stores the session's manifest (the only file written
+// at the session's root: the tracks are the parts'), and queues the render.
+// When a dead node comes back, recovers its part and stores it, the merge runs
+// again: the parts' statuses differ from those of the stored manifest, so the
+// manifest is replaced, the job's renders and webhook are reset, and the session
+// is rendered and notified again, once. The webhook's event lists the parts and
+// their journals instead of one journal.
+//
 // # Rendering
 //
 // A Renderer turns a session folder and a RenderSpec into output files. RenderSpec.Nice tells it the

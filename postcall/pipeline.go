@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +31,8 @@ type Pipeline struct {
 	uploader *Uploader
 	http     httpDoer
 	stats    jobStats
+	// mergeLocks serializes the merges of a session's parts (a cluster).
+	mergeLocks jetstream.KeyValue
 }
 
 // New prepares a pipeline on the NATS connection nc: it creates (or updates) the stream, its
@@ -58,6 +63,11 @@ func New(ctx context.Context, nc *nats.Conn, store storage.Client, renderer Rend
 	}
 	if cfg.Node != "" {
 		p.uploader = NewUploader(store, cfg.Upload, log)
+	}
+	if cfg.Parts != nil {
+		if p.mergeLocks, err = setupMergeLocks(ctx, js); err != nil {
+			return nil, err
+		}
 	}
 	if renderer == nil && cfg.RenderConcurrency > 0 {
 		log.Info("no renderer in this build: post-call jobs store the tracks and skip the render step")
@@ -115,7 +125,10 @@ func (p *Pipeline) Enqueue(ctx context.Context, room, session, dir string) error
 	if err := j.validate(); err != nil {
 		return err
 	}
-	dup, err := publish(ctx, p.js, UploadSubject(p.cfg.Node), "upload/"+j.ID(), j)
+	// One ID per node and session folder (IDs are the stream's, not the
+	// subject's): the nodes of a cluster that recorded parts of one session
+	// each have a job, and a node that recorded two parts has two folders.
+	dup, err := p.enqueue(ctx, UploadSubject(p.cfg.Node), "upload/"+p.cfg.Node+"/"+j.Room+"/"+filepath.Base(dir), j, p.log)
 	if err != nil {
 		return err
 	}
@@ -156,6 +169,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		consumers = append(consumers, func() { p.consume(ctx, c, p.cfg.RenderConcurrency, p.renderSession) })
+	}
+	if p.cfg.Parts != nil {
+		c, err := consumer(ctx, p.stream, MergeConsumer, MergeSubject, p.cfg)
+		if err != nil {
+			return err
+		}
+		consumers = append(consumers, func() { p.consume(ctx, c, p.cfg.MergeJobs, p.mergeSession) })
 	}
 	var wg sync.WaitGroup
 	if p.uploader != nil {
@@ -230,6 +250,7 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 	defer cancel()
 	stop := heartbeat(jctx, msg, p.cfg.AckWait/3, log)
 	began := p.stats.start(md.Consumer)
+	running := p.markRunning(jctx, j, md.Consumer, log)
 	err = run(jctx, j, log)
 	stop()
 	outcome := OutcomeDone
@@ -237,6 +258,9 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer acancel()
+	defer func() {
+		p.markStopped(actx, j, running, outcome == OutcomeRetried || outcome == OutcomeInterrupted, log)
+	}()
 	switch {
 	case err == nil:
 		if err := msg.DoubleAck(actx); err != nil {
@@ -252,6 +276,7 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg, run stage) {
 		if _, serr := p.states.update(actx, j.Room, j.Session, func(s *State) {
 			s.Failed, s.Error = time.Now().UTC(), err.Error()
 			s.Attempts++
+			s.Queued, s.Running, s.Stage, s.Worker = time.Time{}, time.Time{}, "", ""
 		}); serr != nil {
 			log.Error("recording the failure", "err", serr)
 		}
@@ -305,4 +330,59 @@ func heartbeat(ctx context.Context, msg jetstream.Msg, every time.Duration, log 
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// markRunning records in the session's state that this worker runs one of
+// its stages (consumer: the stage's consumer name), and returns the instant
+// it wrote, which identifies this run to markStopped. The job runs whether
+// or not this is written.
+func (p *Pipeline) markRunning(ctx context.Context, j Job, consumer string, log *slog.Logger) time.Time {
+	stage := "render"
+	switch {
+	case strings.HasPrefix(consumer, "upload"):
+		stage = "store"
+	case consumer == MergeConsumer:
+		stage = "merge"
+	}
+	worker := p.cfg.Node
+	if worker == "" {
+		worker, _ = os.Hostname()
+	}
+	now := time.Now().UTC()
+	if _, err := p.states.update(ctx, j.Room, j.Session, func(s *State) {
+		s.Queued, s.Running, s.Stage, s.Worker = time.Time{}, now, stage, worker
+	}); err != nil {
+		log.Warn("post-call job state: running not recorded", "err", err)
+	}
+	return now
+}
+
+// markStopped records that the run markRunning marked stopped. A job that
+// runs again (retried, or interrupted and handed back) is queued again; a job
+// that queued its next stage marked it queued before (enqueue). A state that
+// shows another run (the next stage may have started already) is left as it
+// is.
+func (p *Pipeline) markStopped(ctx context.Context, j Job, running time.Time, again bool, log *slog.Logger) {
+	if _, err := p.states.update(ctx, j.Room, j.Session, func(s *State) {
+		if !s.Running.IsZero() && !s.Running.Equal(running) {
+			return
+		}
+		s.Running, s.Stage, s.Worker = time.Time{}, "", ""
+		if again && !s.Finished() {
+			s.Queued = time.Now().UTC()
+		}
+	}); err != nil {
+		log.Warn("post-call job state: end of the stage not recorded", "err", err)
+	}
+}
+
+// enqueue publishes a job of a session's (see publish), after marking the
+// session's job queued: marked before, so that the stage that takes the job
+// (markRunning) always writes after. The job is published whether or not the
+// mark is written.
+func (p *Pipeline) enqueue(ctx context.Context, subject, msgID string, j Job, log *slog.Logger) (duplicate bool, err error) {
+	if _, err := p.states.update(ctx, j.Room, j.Session, func(s *State) { s.Queued = time.Now().UTC() }); err != nil {
+		log.Warn("post-call job state: queued not recorded", "room", j.Room, "session", j.Session, "err", err)
+	}
+	return publish(ctx, p.js, subject, msgID, j)
 }

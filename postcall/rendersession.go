@@ -72,7 +72,10 @@ func (p *Pipeline) renderSession(ctx context.Context, j Job, log *slog.Logger) e
 			return err
 		}
 	}
-	if _, err := p.states.update(ctx, j.Room, j.Session, func(s *State) { s.Done, s.Error = time.Now().UTC(), "" }); err != nil {
+	if _, err := p.states.update(ctx, j.Room, j.Session, func(s *State) {
+		s.Done, s.Error = time.Now().UTC(), ""
+		s.Queued, s.Running, s.Stage, s.Worker = time.Time{}, time.Time{}, "", ""
+	}); err != nil {
 		return err
 	}
 	if err := removeAll(work); err != nil {

@@ -44,7 +44,7 @@ func (p *Pipeline) Rerender(ctx context.Context, room, session string, specs []R
 		return err
 	}
 	id := "rerender/" + j.ID() + "/" + j.Enqueued.Format("20060102T150405.000000000")
-	if _, err := publish(ctx, p.js, RenderSubject, id, j); err != nil {
+	if _, err := p.enqueue(ctx, RenderSubject, id, j, p.log); err != nil {
 		return err
 	}
 	names := make([]string, len(specs))

@@ -53,7 +53,7 @@ func (p *Pipeline) RetryStore(ctx context.Context, room, session, dir string) er
 		return err
 	}
 	id := fmt.Sprintf("upload/%s/retry-%d", j.ID(), now.UnixNano())
-	if _, err := publish(ctx, p.js, UploadSubject(p.cfg.Node), id, j); err != nil {
+	if _, err := p.enqueue(ctx, UploadSubject(p.cfg.Node), id, j, p.log); err != nil {
 		return err
 	}
 	p.log.Info("failed post-call job queued again", "room", room, "session", session)

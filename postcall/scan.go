@@ -41,6 +41,11 @@ func (p *Pipeline) EnqueueUnfinished(ctx context.Context, dataDir string) (int, 
 		if _, err := os.Stat(filepath.Join(dir, capture.JournalName)); err != nil {
 			continue // not a session folder
 		}
+		if m, err := finalize(dir); err == nil {
+			// The manifest names the session: the folder of a second part
+			// of one session on this node (a cluster) is {session}.p{part}.
+			room, session = m.Room, m.Session
+		}
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			errs = append(errs, err)

@@ -28,6 +28,15 @@ type State struct {
 	Error  string    `json:"error,omitempty"`
 	// Attempts counts the attempts of either stage that ended in an error.
 	Attempts int `json:"attempts,omitempty"`
+	// Queued: a job of the session waits for a worker (since then), after
+	// the session ended, between stages, or before a retry.
+	Queued time.Time `json:"queued,omitzero"`
+	// Running: a worker runs one of the session's stages (since then):
+	// Stage is "store", "merge" or "render", Worker the node or host that
+	// runs it. A worker that dies leaves them set until the job runs again.
+	Running time.Time `json:"running,omitzero"`
+	Stage   string    `json:"stage,omitempty"`
+	Worker  string    `json:"worker,omitempty"`
 }
 
 // Finished reports whether the job is done or has given up.

@@ -21,6 +21,13 @@ func (p *Pipeline) storeSession(ctx context.Context, j Job, log *slog.Logger) er
 	if p.uploader == nil || j.Node != p.cfg.Node {
 		return permanent(fmt.Errorf("postcall: job of node %q delivered to node %q", j.Node, p.cfg.Node))
 	}
+	if _, err := os.Stat(j.Dir); err == nil {
+		// One node's part of a session recorded by several (a cluster):
+		// stored under parts/, then merged.
+		if m, err := finalize(j.Dir); err == nil && m.Part > 0 {
+			return p.storePart(ctx, j, m, log)
+		}
+	}
 	st, _, _, err := p.states.get(ctx, j.Room, j.Session)
 	if err != nil {
 		return err
@@ -43,7 +50,7 @@ func (p *Pipeline) storeSession(ctx context.Context, j Job, log *slog.Logger) er
 		}
 		log.Info("session stored", "files", n, "store", p.store.String(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	_, err = publish(ctx, p.js, RenderSubject, "render/"+j.ID(), j)
+	_, err = p.enqueue(ctx, RenderSubject, "render/"+j.ID(), j, log)
 	return err
 }
 

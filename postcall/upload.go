@@ -188,6 +188,9 @@ func (u *Uploader) uploadSegment(ctx context.Context, ev capture.SegmentClosed) 
 		f, err := u.store1(ctx, ev.Dir, ev.Room, ev.Session, ev.Path, removeWhenJournaled)
 		if err == nil {
 			log.Debug("segment stored", "key", f.Key, "bytes", f.Size)
+			if ev.Part > 0 {
+				u.snapshotJournal(ctx, ev, log)
+			}
 			return
 		}
 		if ctx.Err() != nil {
@@ -242,7 +245,9 @@ func (u *Uploader) StoreSession(ctx context.Context, dir string, m *timeline.Man
 		}
 	}
 	for _, rel := range []string{capture.JournalName, capture.ManifestName} {
-		if _, err := u.store1(ctx, dir, m.Room, m.Session, rel, keepLocal); err != nil {
+		// A part of a session (a cluster) stores its journal and manifest
+		// under parts/{part}/: the session's manifest is merged from them.
+		if _, err := u.storeKeyed(ctx, dir, sessionFileKey(m.Room, m.Session, m.Part, rel), rel, keepLocal); err != nil {
 			return n, err
 		}
 		n++
@@ -302,7 +307,11 @@ const (
 // store already holds it, uploaded (and confirmed) otherwise, recorded in the ledger, and removed as
 // rm says.
 func (u *Uploader) store1(ctx context.Context, dir, room, session, rel string, rm removal) (StoredFile, error) {
-	key := storage.SessionPrefix(room, session) + rel
+	return u.storeKeyed(ctx, dir, storage.SessionPrefix(room, session)+rel, rel, rm)
+}
+
+// storeKeyed is store1 under an explicit key.
+func (u *Uploader) storeKeyed(ctx context.Context, dir, key, rel string, rm removal) (StoredFile, error) {
 	if err := storage.ValidateKey(key); err != nil {
 		return StoredFile{}, permanent(fmt.Errorf("postcall: %s: %w", rel, err))
 	}

@@ -42,7 +42,10 @@ type Event struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	Manifest EventFile `json:"manifest"`
-	Journal  EventFile `json:"journal"`
+	// Journal is the session's journal; a session recorded in parts by the
+	// nodes of a cluster has one per part instead (Parts).
+	Journal EventFile   `json:"journal,omitzero"`
+	Parts   []EventPart `json:"parts,omitempty"`
 	// Tracks are the raw track files, in the manifest's order.
 	Tracks  []EventTrack  `json:"tracks"`
 	Renders []EventRender `json:"renders"`
@@ -189,7 +192,11 @@ func (p *Pipeline) event(ctx context.Context, j Job, st State) (Event, error) {
 	if ev.Manifest, err = file(storage.ManifestKey(j.Room, j.Session)); err != nil {
 		return Event{}, err
 	}
-	if ev.Journal, err = file(storage.JournalKey(j.Room, j.Session)); err != nil {
+	if len(m.Parts) > 0 {
+		if ev.Parts, err = eventParts(j, m, file); err != nil {
+			return Event{}, err
+		}
+	} else if ev.Journal, err = file(storage.JournalKey(j.Room, j.Session)); err != nil {
 		return Event{}, err
 	}
 	for _, l := range m.Lanes {

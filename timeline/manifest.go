@@ -36,12 +36,20 @@ const (
 // RTP times are "extended": unwrapped across the 2^32 wrap, so that a track's
 // first raw RTP timestamp R is stored as R and later ones as R + k*2^32 + ...
 type Manifest struct {
-	Version      int           `json:"version"`
-	Room         string        `json:"room"`
-	Session      string        `json:"session"`
-	StartUnixNS  int64         `json:"start_unix_ns"`
-	EndUnixNS    int64         `json:"end_unix_ns"`
-	Recovered    bool          `json:"recovered,omitempty"`
+	Version     int    `json:"version"`
+	Room        string `json:"room"`
+	Session     string `json:"session"`
+	StartUnixNS int64  `json:"start_unix_ns"`
+	EndUnixNS   int64  `json:"end_unix_ns"`
+	Recovered   bool   `json:"recovered,omitempty"`
+	// Part and Node are set in the manifest of one node's part of a session
+	// that several recorders of a cluster recorded in turn: the part's number
+	// (1 for the node that started the session) and the node's name.
+	Part int    `json:"part,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Parts is set in a manifest merged from the parts of such a session
+	// (MergeParts): every part, in order, and whether its media is all there.
+	Parts        []PartInfo    `json:"parts,omitempty"`
 	Participants []Participant `json:"participants"`
 	Lanes        []Lane        `json:"lanes"`
 }
@@ -214,6 +222,12 @@ func (m *Manifest) Validate() error {
 	}
 	if m.Room == "" || m.Session == "" {
 		return bad("room and session must be set")
+	}
+	if m.Part < 0 {
+		return bad("part %d is negative", m.Part)
+	}
+	if err := validateParts(m.Parts); err != nil {
+		return bad("%v", err)
 	}
 	parts := map[string]bool{}
 	for _, p := range m.Participants {

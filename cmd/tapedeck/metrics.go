@@ -32,6 +32,7 @@ func newRecorderCollector(rec *capture.Recorder) *recorderCollector {
 		"segments":  d("segments_closed_total", "Track files finished."),
 		"accepted":  d("publishes_total", "Publishes accepted."),
 		"refused":   d("publishes_refused_total", "Publishes refused (disk, limits, draining, failed authentication)."),
+		"elsewhere": d("requests_elsewhere_total", "WHIP requests for a room another node of the cluster records, redirected or proxied there."),
 		"free":      d("disk_free_bytes", "Free space of the data folder (-1: unknown)."),
 		"disk_low":  d("disk_low", "1 while new publishes are refused for disk space."),
 		"disk_full": d("disk_full", "1 while the disk is below the hard floor and nothing is written."),
@@ -69,6 +70,7 @@ func (c *recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	n("segments", s.SegmentsClosed)
 	n("accepted", s.Publishes)
 	n("refused", s.Refused)
+	n("elsewhere", s.Elsewhere)
 	g("free", float64(s.FreeBytes))
 	g("disk_low", b2f(s.DiskLow))
 	g("disk_full", b2f(s.DiskFull))

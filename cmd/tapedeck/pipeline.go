@@ -38,6 +38,7 @@ type pipelineFlags struct {
 	linkTTL           time.Duration
 	uploadConcurrency int
 	uploadBacklog     int
+	cluster           clusterFlags // serve only
 }
 
 // pipelineRole says which flags a command has.
@@ -76,6 +77,7 @@ func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
 type pipelineRun struct {
 	*postcall.Pipeline
 	renders  *renderStats
+	cluster  *clusterRun // nil unless serve runs as a cluster node
 	nc       *nats.Conn
 	embedded *postcall.Embedded
 	cancel   context.CancelFunc
@@ -132,6 +134,10 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 	} else if f.nats == "" {
 		return nil, usageError("--nats URL is required: a worker takes jobs from the NATS server that serve uses (serve --nats URL)")
 	}
+	clustered, err := f.cluster.check(f.nats)
+	if err != nil {
+		return nil, err
+	}
 	store, err := f.store.open(ctx, defStore, log)
 	if err != nil {
 		return nil, err
@@ -150,11 +156,21 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 		r.close()
 		return nil, err
 	}
+	if clustered {
+		if r.cluster, err = openCluster(ctx, &f.cluster, r.nc, cfg.Node, log); err != nil {
+			r.close()
+			return nil, err
+		}
+		cfg.Parts, cfg.PartWait = r.cluster.parts(), f.cluster.partWait
+	}
 	r.renders = &renderStats{}
 	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log, r.renders), cfg, log)
 	if err != nil {
 		r.close()
 		return nil, err
+	}
+	if r.cluster != nil {
+		r.cluster.post.Store(r.Pipeline)
 	}
 	log.Info("post-call jobs", "store", store.String(), "nats", url, "embedded", r.embedded != nil, "node", cfg.Node,
 		"render_concurrency", cfg.RenderConcurrency, "webhook", cfg.Webhook != "")
@@ -171,6 +187,7 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 
 // stop stops taking jobs (jobs in progress are handed back to the queue) and closes NATS.
 func (r *pipelineRun) stop() {
+	r.cluster.stop()
 	r.cancel()
 	<-r.done
 	r.close()

@@ -12,17 +12,27 @@ func newPublishCmd(g *globals) *cobra.Command {
 	c := publisher.Config{}
 	var join time.Duration
 	cmd := &cobra.Command{
-		Use:   "publish WHIP-URL",
+		Use:   "publish WHIP-URL [WHIP-URL...]",
 		Short: "Publish a synthetic participant (test picture and tone with sync marks) over WHIP",
+		Long: `Publish a synthetic participant (test picture and tone with sync marks) over WHIP.
+
+With --reconnect the publisher behaves like a client whose recorder died: when the POST fails or
+the connection drops, it publishes again (a new WHIP session, the media going on where its timeline
+is now) on the next URL in turn, the first one included, until --reconnect-for passes without a
+connection. Give the WHIP URLs of every node of a cluster to see a room fail over.`,
 		Example: `  tapedeck publish http://127.0.0.1:8080/whip/demo --participant alice --duration 30s
-  tapedeck publish http://127.0.0.1:8080/whip/demo --participant bob --video h264 --clock-offset 3s --loss 0.02`,
-		Args: cobra.ExactArgs(1),
+  tapedeck publish http://127.0.0.1:8080/whip/demo --participant bob --video h264 --clock-offset 3s --loss 0.02
+  tapedeck publish http://node1:8080/whip/demo http://node2:8080/whip/demo --reconnect --duration 5m`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			c.Endpoint = args[0]
+			c.Endpoint, c.Endpoints = args[0], args[1:]
+			if len(args) > 1 && !c.Reconnect {
+				return usageError("publish: %d WHIP URLs without --reconnect: the others are only tried when reconnecting", len(args))
+			}
 			if join > 0 {
 				select {
 				case <-time.After(join):
@@ -31,10 +41,26 @@ func newPublishCmd(g *globals) *cobra.Command {
 				}
 			}
 			res, err := publisher.Run(cmd.Context(), c, log)
+			for i, a := range res.Attempts {
+				state := "connected"
+				if a.Connected.IsZero() {
+					state = "not connected"
+				}
+				if a.Err != "" {
+					state += ": " + a.Err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "attempt %d: %s (%s)\n", i+1, a.Endpoint, state)
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%+v\n", res)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "published %s for %v to %s (%s), %d marks\n", c.Participant,
+				res.End.Sub(res.Start).Round(time.Millisecond), res.Location, res.Path, len(res.Marks))
+			for _, tr := range res.Tracks {
+				fmt.Fprintf(out, "  %s %s: %d frames, %d packets, %d dropped on purpose, %d NACKs, %d PLIs\n",
+					tr.Kind, tr.Codec, tr.Frames, tr.Packets, tr.Dropped, tr.NACKs, tr.PLIs)
+			}
 			return nil
 		},
 	}
@@ -54,5 +80,7 @@ func newPublishCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&c.ClockOffset, "clock-offset", 0, "offset of the sender's wall clock in its RTCP sender reports")
 	fl.Int64Var(&c.Seed, "seed", 1, "seed of the loss pattern")
 	fl.StringVar(&c.MediaDir, "media-cache", "", "folder caching the generated media")
+	fl.BoolVar(&c.Reconnect, "reconnect", false, "publish again, on the next WHIP URL in turn, when the POST fails or the connection drops")
+	fl.DurationVar(&c.ReconnectFor, "reconnect-for", 60*time.Second, "with --reconnect: give up after this long without a connection")
 	return cmd
 }

@@ -103,6 +103,7 @@ Exit codes:
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
 	root.AddCommand(newServeCmd(g), newPublishCmd(g), newRecoverCmd(g), newDemoCmd(g), newLoadtestCmd(g), newInspectCmd(g), newRenderCmd(g))
 	root.AddCommand(newWorkerCmd(g), newSessionsCmd(g), newDownloadCmd(g), newUploadCmd(g), newExportCmd(g))
+	root.AddCommand(newNodesCmd(g))
 	groupsCheckArgs(root)
 	failures(root)
 	return root

@@ -84,6 +84,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.turnTTL, "turn-ttl", capture.DefaultTURNTTL, "validity of the credentials computed from --turn-secret")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for sessions to finish")
 	f.post.register(fl, roleRecorder)
+	f.post.cluster.register(fl)
 	return cmd
 }
 
@@ -172,12 +173,14 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 		log.Info("post-call jobs enqueued for sessions of a previous run", "sessions", n)
 	}
 	cfg.OnSessionEnd, cfg.OnSegmentClosed = jobs.SessionEnded, jobs.SegmentClosed
+	jobs.cluster.wire(&cfg)
 	rec, err := capture.New(cfg, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	jobs.cluster.attach(rec)
 	mux := http.NewServeMux()
-	healthHandlers(mux, rec, newMetrics(rec, jobs.Pipeline, jobs.renders))
+	healthHandlers(mux, rec, jobs.cluster.metrics(newMetrics(rec, jobs.Pipeline, jobs.renders)))
 	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())
@@ -217,6 +220,7 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(again)
 	rec.Drain()
+	jobs.cluster.drain(ctx)
 	log.Info("draining: waiting for publishes to end; a second signal stops now", "timeout", drain)
 	deadline := time.NewTimer(drain)
 	defer deadline.Stop()
