@@ -188,45 +188,60 @@ func TestClusterRoutes(t *testing.T) {
 					p.res, p.err = publisher.Run(ctx, cfg, log)
 				})
 			}
-			// Mid-call: the nodes, their load and rooms, from /metrics and from the CLI.
+			// Mid-call: the nodes, their load and rooms, from /metrics and from the CLI. The
+			// registry is rewritten every third of the lease TTL, so a loaded machine may show a
+			// stale picture for a moment: look again until it is whole or the call is nearly over.
 			time.Sleep(3 * time.Second)
-			held := 0
-			for _, n := range nodes {
-				_, metrics := get(t, n.base+"/metrics")
-				for _, want := range []string{"tapedeck_cluster_nodes 3", `tapedeck_cluster_node_rooms{node="node1"}`, `tapedeck_cluster_claims_total{outcome="elsewhere"}`} {
-					if !strings.Contains(metrics, want) {
-						t.Errorf("/metrics of %s lacks %q", n.name, want)
+			midCall := func() []string {
+				var problems []string
+				held := 0
+				for _, n := range nodes {
+					_, metrics := get(t, n.base+"/metrics")
+					for _, want := range []string{"tapedeck_cluster_nodes 3", `tapedeck_cluster_node_rooms{node="node1"}`, `tapedeck_cluster_claims_total{outcome="elsewhere"}`} {
+						if !strings.Contains(metrics, want) {
+							problems = append(problems, fmt.Sprintf("/metrics of %s lacks %q", n.name, want))
+						}
 					}
+					held += strings.Count(metrics, "\ntapedeck_cluster_room{")
 				}
-				held += strings.Count(metrics, "\ntapedeck_cluster_room{")
+				if got, want := held, rooms; got != want {
+					problems = append(problems, fmt.Sprintf("the nodes' /metrics list %d rooms held (tapedeck_cluster_room), want %d", got, want))
+				}
+				out, err := exec.Command(bin, "nodes", "--nats", nats.URL, "--json").CombinedOutput()
+				if err != nil {
+					return append(problems, fmt.Sprintf("tapedeck nodes: %v\n%s", err, out))
+				}
+				var listed struct {
+					Nodes []struct {
+						Name   string `json:"name"`
+						Leases []struct {
+							Room string `json:"room"`
+						} `json:"leases"`
+					} `json:"nodes"`
+				}
+				if err := json.Unmarshal(out, &listed); err != nil {
+					return append(problems, fmt.Sprintf("tapedeck nodes --json: %v\n%s", err, out))
+				}
+				leased := 0
+				for _, n := range listed.Nodes {
+					leased += len(n.Leases)
+				}
+				if got, want := len(listed.Nodes), 3; got != want {
+					problems = append(problems, fmt.Sprintf("tapedeck nodes lists %d nodes, want %d:\n%s", got, want, out))
+				}
+				if got, want := leased, rooms; got != want {
+					problems = append(problems, fmt.Sprintf("tapedeck nodes lists %d rooms, want %d", got, want))
+				}
+				return problems
 			}
-			if got, want := held, rooms; got != want {
-				t.Errorf("the nodes' /metrics list %d rooms held (tapedeck_cluster_room), want %d", got, want)
+			problems := midCall()
+			for looks := 1; len(problems) > 0 && time.Since(began) < base.Duration-1500*time.Millisecond; looks++ {
+				t.Logf("mid-call look %d: %s", looks, strings.Join(problems, "; "))
+				time.Sleep(250 * time.Millisecond)
+				problems = midCall()
 			}
-			out, err := exec.Command(bin, "nodes", "--nats", nats.URL, "--json").CombinedOutput()
-			if err != nil {
-				t.Fatalf("tapedeck nodes: %v\n%s", err, out)
-			}
-			var listed struct {
-				Nodes []struct {
-					Name   string `json:"name"`
-					Leases []struct {
-						Room string `json:"room"`
-					} `json:"leases"`
-				} `json:"nodes"`
-			}
-			if err := json.Unmarshal(out, &listed); err != nil {
-				t.Fatalf("tapedeck nodes --json: %v\n%s", err, out)
-			}
-			leased := 0
-			for _, n := range listed.Nodes {
-				leased += len(n.Leases)
-			}
-			if got, want := len(listed.Nodes), 3; got != want {
-				t.Errorf("tapedeck nodes lists %d nodes, want %d:\n%s", got, want, out)
-			}
-			if got, want := leased, rooms; got != want {
-				t.Errorf("tapedeck nodes lists %d rooms, want %d", got, want)
+			for _, p := range problems {
+				t.Error(p)
 			}
 			table, _ := exec.Command(bin, "nodes", "--nats", nats.URL).CombinedOutput()
 			t.Logf("tapedeck nodes, mid-call:\n%s", table)
@@ -303,30 +318,38 @@ func TestClusterRoutes(t *testing.T) {
 	}
 }
 
-// measureRouting holds a room on node0 with a publisher and measures, through node1, the routing
-// rate (POSTs answered with a 307, or DELETEs proxied) and the POST latency added by routing.
-func measureRouting(t *testing.T, nodes []*clusterNode, route string) {
+// measureRouting holds a room with a publisher posting to node0 and measures, through another
+// node, the routing rate (POSTs answered with a 307, or DELETEs proxied) and the POST latency added
+// by routing. node0 records the room unless it is over its limits then (a loaded machine): then the
+// node it placed the room on does, and the routing goes through one of the other two.
+func measureRouting(t *testing.T, all []*clusterNode, route string) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	hold := publisher.Config{Endpoint: nodes[0].base + "/whip/hold", Participant: "holder", Duration: 20 * time.Second, Audio: true}
+	hold := publisher.Config{Endpoint: all[0].base + "/whip/hold", Participant: "holder", Duration: 20 * time.Second, Audio: true}
 	held := make(chan error, 1)
 	hctx, hcancel := context.WithCancel(ctx)
 	defer func() { hcancel(); <-held }()
 	go func() { _, err := publisher.Run(hctx, hold, quietLog(t)); held <- err }()
-	for i := 0; ; i++ {
-		if _, m := get(t, nodes[0].base+"/metrics"); strings.Contains(m, `tapedeck_cluster_room{part="1",room="hold"`) {
-			break
+	var nodes []*clusterNode // the room's node, then the one routing to it
+	for i := 0; nodes == nil; i++ {
+		for k, n := range all {
+			if _, m := get(t, n.base+"/metrics"); strings.Contains(m, `tapedeck_cluster_room{part="1",room="hold"`) {
+				nodes = []*clusterNode{n, all[(k+1)%len(all)]}
+			}
 		}
 		if i > 100 {
-			t.Fatal("node0 does not hold room hold")
+			t.Fatal("no node holds room hold")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if nodes[0] != all[0] {
+		t.Logf("node0 placed room hold on %s; routing through %s", nodes[0].name, nodes[1].name)
 	}
 	offer := makeOffer(t)
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
-	// Routing rate: 8 clients for 2 s against node1.
+	// Routing rate: 8 clients for 2 s against the routing node.
 	var n, bad atomic.Int64
 	var wg sync.WaitGroup
 	stop := time.Now().Add(2 * time.Second)
@@ -349,7 +372,7 @@ func measureRouting(t *testing.T, nodes []*clusterNode, route string) {
 				resp.Body.Close()
 				want := http.StatusTemporaryRedirect
 				if route == routeProxy {
-					want = http.StatusNotFound // node0's answer, through node1
+					want = http.StatusNotFound // the room's node's answer, through the routing node
 				}
 				if resp.StatusCode == want {
 					n.Add(1)
@@ -361,12 +384,12 @@ func measureRouting(t *testing.T, nodes []*clusterNode, route string) {
 	}
 	wg.Wait()
 	what := map[string]string{routeRedirect: "POSTs answered with a 307", routeProxy: "DELETEs proxied to the room's node (404 there)"}[route]
-	t.Logf("FIGURE routing rate (%s): node1 routed %.0f requests/s (%s; 8 clients, 2 s, %d other answers)", route, float64(n.Load())/2, what, bad.Load())
+	t.Logf("FIGURE routing rate (%s): %s routed %.0f requests/s (%s; 8 clients, 2 s, %d other answers)", route, nodes[1].name, float64(n.Load())/2, what, bad.Load())
 	if bad.Load() > 0 {
 		t.Errorf("%d routed requests got another answer", bad.Load())
 	}
 
-	// Latency of a POST that creates a publish on node0: direct, and through node1.
+	// Latency of a POST that creates a publish on the room's node: direct, and through the routing node.
 	lat := func(via string) []float64 {
 		var out []float64
 		for i := range 15 {
