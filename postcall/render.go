@@ -17,7 +17,10 @@ import (
 // (manifest.json and the track files at the manifest's relative paths); Render writes its output
 // files into outDir (which exists and is empty) and returns their names relative to outDir,
 // slash-separated ("composite.mp4", or an HLS playlist and its segments). It must honour ctx and start
-// heavy child processes with spec.Nice (nice -n) when it is above 0.
+// heavy child processes with spec.Nice (nice -n) when it is above 0. outDir's parent folder is the
+// job's own, kept across the job's attempts on this node and removed when the job is done: a
+// renderer may keep there (under a name starting with '.') what lets a retry resume where an
+// interrupted attempt stopped.
 type Renderer interface {
 	Render(ctx context.Context, sessionDir string, spec RenderSpec, outDir string) ([]string, error)
 }

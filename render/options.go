@@ -59,6 +59,12 @@ type Options struct {
 	KeepWork bool
 	// MaxJobDuration bounds one video job (0: 3 minutes of output).
 	MaxJobDuration time.Duration
+	// Reuse, if set, is a folder where finished video jobs (windows of the
+	// output) are kept, and from which a render with the same options takes
+	// the windows it would render identically instead of running FFmpeg
+	// again: a render interrupted midway goes on where it stopped (see
+	// reuse.go). The caller removes it when the render is no longer needed.
+	Reuse string
 }
 
 // Output is one rendered profile.

@@ -91,7 +91,7 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	} else {
 		defer os.RemoveAll(work)
 	}
-	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork}
+	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork, reuse: opts.Reuse, build: &ffmpegBuild{}}
 	start := time.Now()
 	log.Info("render: started", "duration", prog.Duration, "profiles", len(prog.profiles), "video_jobs", len(prog.Video),
 		"size", fmt.Sprintf("%dx%d", prog.Width, prog.Height), "fps", prog.FPS.String())
@@ -186,10 +186,17 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 			if ctx.Err() != nil {
 				return
 			}
+			key := r.reuseKey(ctx, c)
+			if r.takeReused(key, c) {
+				r.log.Info("render: video job reused", "step", c.Name, "key", key)
+				pr.update(c.Name, c.Duration)
+				return
+			}
 			if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
 				fail(err)
 				return
 			}
+			r.keepForReuse(key, c)
 			pr.update(c.Name, c.Duration)
 		}()
 	}

@@ -62,6 +62,10 @@ type runner struct {
 	// record appends every command line to commands.sh in the work folder
 	// (kept for inspection).
 	record bool
+	// reuse is the folder of kept video jobs (Options.Reuse; "": none), and
+	// build FFmpeg's version for their keys (shared by the runner's copies).
+	reuse string
+	build *ffmpegBuild
 }
 
 // stderrKeep is how much of FFmpeg's stderr is kept for error messages (and

@@ -225,7 +225,10 @@ func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec pos
 	if spec.Export != nil {
 		return r.export(ctx, sessionDir, spec, outDir)
 	}
-	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log}
+	// The finished windows of the video are kept beside outDir (see postcall.Renderer): an
+	// attempt interrupted by a stop or a crash resumes from them.
+	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log,
+		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name)}
 	if spec.Profile != "" {
 		opts.Profiles = strings.Split(spec.Profile, ",")
 	}

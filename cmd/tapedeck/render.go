@@ -18,11 +18,11 @@ import (
 
 func newRenderCmd(g *globals) *cobra.Command {
 	var (
-		editsPath, layout, lane, out, captions, loudness, ffmpeg, font, preset, progress string
-		profiles                                                                         []string
-		nice, parallel                                                                   int
-		keepWork                                                                         bool
-		st                                                                               storeFlags
+		editsPath, layout, lane, out, captions, loudness, ffmpeg, font, preset, progress, reuse string
+		profiles                                                                                []string
+		nice, parallel                                                                          int
+		keepWork                                                                                bool
+		st                                                                                      storeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "render SESSION",
@@ -68,7 +68,7 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 			}
 			opts := render.Options{Profiles: profiles, Layout: timeline.LayoutType(layout), Lane: lane, OutDir: out,
 				Captions: render.CaptionMode(captions), Nice: nice, Parallel: parallel, FFmpeg: ffmpeg, FontFile: font,
-				Preset: preset, Log: log, KeepWork: keepWork}
+				Preset: preset, Log: log, KeepWork: keepWork, Reuse: reuse}
 			for _, p := range profiles {
 				if _, err := render.ParseProfile(p); err != nil {
 					return usageError("--profile: %v", err)
@@ -135,6 +135,7 @@ Profiles: ` + strings.Join(render.Profiles(), ", ") + ` (default ` + render.Defa
 	fl.StringVar(&preset, "preset", "veryfast", "x264 preset (ultrafast … veryslow)")
 	fl.StringVar(&progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal), bar, plain or off")
 	fl.BoolVar(&keepWork, "keep-work", false, "keep the work folder (FFmpeg's intermediate files) for inspection")
+	fl.StringVar(&reuse, "reuse", "", "keep every finished window of the video (3 minutes of output) in this folder, and take the ones a previous render with the same options finished: an interrupted render goes on where it stopped")
 	return cmd
 }
 

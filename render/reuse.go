@@ -1,0 +1,181 @@
+package render
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Reusing finished video jobs (Options.Reuse)
+//
+// A video job is one window of the output's frame grid, encoded with closed
+// GOPs, that the mux concatenates with a stream copy: the same job run again
+// writes the same frames. With Options.Reuse, each finished job's files are
+// kept in that folder under the job's key, and a later render whose job has
+// the same key takes them instead of running FFmpeg: a render interrupted
+// after some of its windows (a crash, a stop) goes on from there when run
+// again. The key is a SHA-256 of everything the job's output depends on:
+// FFmpeg's build (its -version text), the job's arguments and the files it
+// writes for itself (filter scripts, text), and the size and modification
+// time of every input file it reads (the session's segments, images, fonts).
+// A changed segment, edit, layout, profile or FFmpeg makes another key.
+
+// reuseKey is the key of c, or "" when reuse is off or the key cannot be made.
+func (r *runner) reuseKey(ctx context.Context, c Command) string {
+	if r.reuse == "" {
+		return ""
+	}
+	version, err := r.ffmpegVersion(ctx)
+	if err != nil {
+		r.log.Warn("render: not reusing video jobs: the FFmpeg build is unknown", "err", err)
+		return ""
+	}
+	h := sha256.New()
+	field := func(s string) { fmt.Fprintf(h, "%d:%s\n", len(s), s) }
+	field(version)
+	for _, a := range c.Args {
+		field(a)
+		if !filepath.IsAbs(a) {
+			continue
+		}
+		if fi, err := os.Stat(a); err == nil && fi.Mode().IsRegular() {
+			field(strconv.FormatInt(fi.Size(), 10) + "@" + strconv.FormatInt(fi.ModTime().UnixNano(), 10))
+		}
+	}
+	names := make([]string, 0, len(c.Files))
+	for n := range c.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		field(n)
+		field(c.Files[n])
+	}
+	for _, o := range c.Outputs {
+		field(o)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// ffmpegBuild is the first line of `ffmpeg -version`, asked once.
+type ffmpegBuild struct {
+	once sync.Once
+	text string
+	err  error
+}
+
+// ffmpegVersion is FFmpeg's build, for the reuse keys.
+func (r *runner) ffmpegVersion(ctx context.Context) (string, error) {
+	if r.build == nil {
+		return "", errors.New("render: no FFmpeg build recorded")
+	}
+	b := r.build
+	b.once.Do(func() {
+		out, err := exec.CommandContext(ctx, r.ffmpeg, "-hide_banner", "-version").Output()
+		if err != nil {
+			b.err = fmt.Errorf("render: %s -version: %w", r.ffmpeg, err)
+			return
+		}
+		b.text, _, _ = strings.Cut(string(out), "\n")
+	})
+	return b.text, b.err
+}
+
+// takeReused puts the kept outputs of the job with key into the work folder;
+// false (and nothing in the work folder) when they are not all there.
+func (r *runner) takeReused(key string, c Command) bool {
+	if key == "" {
+		return false
+	}
+	src := filepath.Join(r.reuse, key)
+	for i, out := range c.Outputs {
+		if err := linkOrCopy(filepath.Join(src, filepath.Base(out)), filepath.Join(r.dir, out)); err != nil {
+			for _, done := range c.Outputs[:i] {
+				_ = os.Remove(filepath.Join(r.dir, done))
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// keepForReuse keeps a finished job's outputs under its key. The folder
+// appears whole or not at all (written aside, then renamed); a failure only
+// costs the reuse, and is logged.
+func (r *runner) keepForReuse(key string, c Command) {
+	if key == "" {
+		return
+	}
+	if err := r.keep(key, c); err != nil {
+		r.log.Warn("render: a finished video job is not kept for reuse", "step", c.Name, "err", err)
+	}
+}
+
+func (r *runner) keep(key string, c Command) error {
+	if err := os.MkdirAll(r.reuse, 0o755); err != nil {
+		return err
+	}
+	final := filepath.Join(r.reuse, key)
+	if _, err := os.Stat(final); err == nil {
+		return nil // kept by another render of the same job
+	}
+	tmp, err := os.MkdirTemp(r.reuse, ".keep-")
+	if err != nil {
+		return err
+	}
+	for _, out := range c.Outputs {
+		if err := linkOrCopy(filepath.Join(r.dir, out), filepath.Join(tmp, filepath.Base(out))); err != nil {
+			_ = os.RemoveAll(tmp)
+			return err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.RemoveAll(tmp)
+		if _, serr := os.Stat(final); serr == nil {
+			return nil // another render kept it first
+		}
+		return err
+	}
+	return nil
+}
+
+// linkOrCopy makes dst a hard link of src, or a copy where links cannot be
+// made (another file system).
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dst), ".copy-")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(out.Name())
+		return err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(out.Name())
+		return err
+	}
+	if err := os.Rename(out.Name(), dst); err != nil {
+		os.Remove(out.Name())
+		return err
+	}
+	return nil
+}
