@@ -61,8 +61,10 @@ func TestJobStateQueuedRunning(t *testing.T) {
 			if got, want := st.Worker, "rec1"; got != want {
 				t.Errorf("running on %q, want %q", got, want)
 			}
-			if !st.Queued.IsZero() {
-				t.Errorf("running and queued at once: %+v", st)
+			// A stage queues the next one before it ends (both show for a
+			// moment); the render is the last: nothing is queued behind it.
+			if st.Stage == "render" && !st.Queued.IsZero() {
+				t.Errorf("the render runs and something is queued: %+v", st)
 			}
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -187,7 +187,7 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 				return
 			}
 			key := r.reuseKey(ctx, c)
-			if r.takeReused(key, c) {
+			if r.takeReused(ctx, key, c) {
 				r.log.Info("render: video job reused", "step", c.Name, "key", key)
 				pr.update(c.Name, c.Duration)
 				return
@@ -196,7 +196,7 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 				fail(err)
 				return
 			}
-			r.keepForReuse(key, c)
+			r.keepForReuse(ctx, key, c)
 			pr.update(c.Name, c.Duration)
 		}()
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,14 +92,14 @@ func (r *runner) ffmpegVersion(ctx context.Context) (string, error) {
 
 // takeReused puts the kept outputs of the job with key into the work folder;
 // false (and nothing in the work folder) when they are not all there.
-func (r *runner) takeReused(key string, c Command) bool {
+func (r *runner) takeReused(ctx context.Context, key string, c Command) bool {
 	if key == "" {
 		return false
 	}
 	src := filepath.Join(r.reuse, key)
 	for i, out := range c.Outputs {
-		if err := linkOrCopy(filepath.Join(src, filepath.Base(out)), filepath.Join(r.dir, out)); err != nil {
-			for _, done := range c.Outputs[:i] {
+		if err := copyFile(ctx, filepath.Join(src, filepath.Base(out)), filepath.Join(r.dir, out)); err != nil {
+			for _, done := range c.Outputs[:i+1] {
 				_ = os.Remove(filepath.Join(r.dir, done))
 			}
 			return false
@@ -112,16 +111,16 @@ func (r *runner) takeReused(key string, c Command) bool {
 // keepForReuse keeps a finished job's outputs under its key. The folder
 // appears whole or not at all (written aside, then renamed); a failure only
 // costs the reuse, and is logged.
-func (r *runner) keepForReuse(key string, c Command) {
+func (r *runner) keepForReuse(ctx context.Context, key string, c Command) {
 	if key == "" {
 		return
 	}
-	if err := r.keep(key, c); err != nil {
+	if err := r.keep(ctx, key, c); err != nil {
 		r.log.Warn("render: a finished video job is not kept for reuse", "step", c.Name, "err", err)
 	}
 }
 
-func (r *runner) keep(key string, c Command) error {
+func (r *runner) keep(ctx context.Context, key string, c Command) error {
 	if err := os.MkdirAll(r.reuse, 0o755); err != nil {
 		return err
 	}
@@ -134,7 +133,7 @@ func (r *runner) keep(key string, c Command) error {
 		return err
 	}
 	for _, out := range c.Outputs {
-		if err := linkOrCopy(filepath.Join(r.dir, out), filepath.Join(tmp, filepath.Base(out))); err != nil {
+		if err := copyFile(ctx, filepath.Join(r.dir, out), filepath.Join(tmp, filepath.Base(out))); err != nil {
 			_ = os.RemoveAll(tmp)
 			return err
 		}
@@ -144,37 +143,6 @@ func (r *runner) keep(key string, c Command) error {
 		if _, serr := os.Stat(final); serr == nil {
 			return nil // another render kept it first
 		}
-		return err
-	}
-	return nil
-}
-
-// linkOrCopy makes dst a hard link of src, or a copy where links cannot be
-// made (another file system).
-func linkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), ".copy-")
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(out.Name())
-		return err
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(out.Name())
-		return err
-	}
-	if err := os.Rename(out.Name(), dst); err != nil {
-		os.Remove(out.Name())
 		return err
 	}
 	return nil

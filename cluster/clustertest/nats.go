@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tapedeck/tapedeck/internal/testbin"
 )
 
 // NATS is a nats-server with JetStream run by a test on 127.0.0.1. Start it
@@ -34,33 +35,7 @@ const natsHelp = "run `make deps` (it installs nats-server into .bin with " +
 // Binary finds nats-server: $TAPEDECK_NATS_SERVER, else <repo root>/.bin/nats-server
 // (the repo root holds go.mod, looking up from the working directory), else PATH.
 func Binary() (string, error) {
-	if p := os.Getenv("TAPEDECK_NATS_SERVER"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("TAPEDECK_NATS_SERVER=%s: %w; unset it and %s", p, err, natsHelp)
-		}
-		return p, nil
-	}
-	looked := []string{"$TAPEDECK_NATS_SERVER (unset)"}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				p := filepath.Join(dir, ".bin", "nats-server")
-				if _, err := os.Stat(p); err == nil {
-					return p, nil
-				}
-				looked = append(looked, p)
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p, nil
-	}
-	looked = append(looked, "PATH")
-	return "", fmt.Errorf("nats-server not found (looked at %s): %s", strings.Join(looked, ", "), natsHelp)
+	return testbin.Find("nats-server", "TAPEDECK_NATS_SERVER", natsHelp)
 }
 
 // StartNATS starts nats-server -js on a free loopback port with a new store

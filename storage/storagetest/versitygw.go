@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tapedeck/tapedeck/storage"
+
+	"github.com/tapedeck/tapedeck/internal/testbin"
 )
 
 // VersityGW is a versitygw S3 server (posix backend) run by a test on 127.0.0.1: buckets are folders
@@ -48,33 +50,7 @@ const versityGWHelp = "run `make deps` (it installs versitygw into .bin with " +
 // VersityGWBinary finds versitygw: $TAPEDECK_VERSITYGW, else <repo root>/.bin/versitygw (the repo root
 // holds go.mod, looking up from the working directory), else PATH.
 func VersityGWBinary() (string, error) {
-	if p := os.Getenv("TAPEDECK_VERSITYGW"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("TAPEDECK_VERSITYGW=%s: %w; unset it and %s", p, err, versityGWHelp)
-		}
-		return p, nil
-	}
-	looked := []string{"$TAPEDECK_VERSITYGW (unset)"}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				p := filepath.Join(dir, ".bin", "versitygw")
-				if _, err := os.Stat(p); err == nil {
-					return p, nil
-				}
-				looked = append(looked, p)
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	looked = append(looked, "PATH")
-	return "", fmt.Errorf("versitygw not found (looked at %s): %s", strings.Join(looked, ", "), versityGWHelp)
+	return testbin.Find("versitygw", "TAPEDECK_VERSITYGW", versityGWHelp)
 }
 
 // StartVersityGW starts versitygw on a free loopback port with a new temporary root folder and waits
