@@ -91,7 +91,7 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	} else {
 		defer os.RemoveAll(work)
 	}
-	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork, reuse: opts.Reuse, build: &ffmpegBuild{}}
+	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork, reuse: opts.Reuse, build: &ffmpegBuild{session: sessionDir}}
 	start := time.Now()
 	log.Info("render: started", "duration", prog.Duration, "profiles", len(prog.profiles), "video_jobs", len(prog.Video),
 		"size", fmt.Sprintf("%dx%d", prog.Width, prog.Height), "fps", prog.FPS.String())

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -25,9 +25,11 @@ import (
 // after some of its windows (a crash, a stop) goes on from there when run
 // again. The key is a SHA-256 of everything the job's output depends on:
 // FFmpeg's build (its -version text), the job's arguments and the files it
-// writes for itself (filter scripts, text), and the size and modification
-// time of every input file it reads (the session's segments, images, fonts).
-// A changed segment, edit, layout, profile or FFmpeg makes another key.
+// writes for itself (filter scripts, text), and the content (SHA-256) of every
+// input file it reads (the session's segments, images, fonts), those of the
+// session named by their place in it: a copy of the session elsewhere makes
+// the same keys. A changed segment, edit, layout, profile or FFmpeg makes
+// another key.
 
 // reuseKey is the key of c, or "" when reuse is off or the key cannot be made.
 func (r *runner) reuseKey(ctx context.Context, c Command) string {
@@ -43,13 +45,24 @@ func (r *runner) reuseKey(ctx context.Context, c Command) string {
 	field := func(s string) { fmt.Fprintf(h, "%d:%s\n", len(s), s) }
 	field(version)
 	for _, a := range c.Args {
-		field(a)
 		if !filepath.IsAbs(a) {
+			field(a)
 			continue
 		}
-		if fi, err := os.Stat(a); err == nil && fi.Mode().IsRegular() {
-			field(strconv.FormatInt(fi.Size(), 10) + "@" + strconv.FormatInt(fi.ModTime().UnixNano(), 10))
+		// A file of the session is named by its place in the session, so
+		// that a copy of the session elsewhere (the post-call render's
+		// fetched copy) makes the same keys.
+		if rel, err := filepath.Rel(r.build.session, a); err == nil && r.build.session != "" && filepath.IsLocal(rel) {
+			field("$SESSION/" + filepath.ToSlash(rel))
+		} else {
+			field(a)
 		}
+		sum, err := r.build.fileSum(ctx, a)
+		if err != nil {
+			r.log.Warn("render: not reusing a video job: an input cannot be read", "step", c.Name, "input", a, "err", err)
+			return ""
+		}
+		field(sum)
 	}
 	names := make([]string, 0, len(c.Files))
 	for n := range c.Files {
@@ -66,11 +79,49 @@ func (r *runner) reuseKey(ctx context.Context, c Command) string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// ffmpegBuild is the first line of `ffmpeg -version`, asked once.
+// ffmpegBuild is what the reuse keys of a render share: the first line of
+// `ffmpeg -version` (asked once), the session folder, and the SHA-256 of
+// every input file read so far.
 type ffmpegBuild struct {
+	session string
+
 	once sync.Once
 	text string
 	err  error
+
+	mu   sync.Mutex
+	sums map[string]string // by path; "" for a path that is no regular file
+}
+
+// fileSum is the SHA-256 of the file at path ("" when it is not a regular
+// file: a device, a folder, an argument that only looks like a path).
+func (b *ffmpegBuild) fileSum(ctx context.Context, path string) (string, error) {
+	b.mu.Lock()
+	sum, ok := b.sums[path]
+	b.mu.Unlock()
+	if ok {
+		return sum, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, ctxReader{ctx, f})
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
+	}
+	b.mu.Lock()
+	if b.sums == nil {
+		b.sums = map[string]string{}
+	}
+	b.sums[path] = sum
+	b.mu.Unlock()
+	return sum, nil
 }
 
 // ffmpegVersion is FFmpeg's build, for the reuse keys.

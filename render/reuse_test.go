@@ -3,6 +3,7 @@ package render_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,8 +17,9 @@ import (
 // without reuse, once keeping its windows, and once after one kept window
 // was lost (as a render killed before that window finished would leave
 // them). The third runs FFmpeg for that window only and its output decodes
-// to exactly the frames of the first. Then a changed input (every segment
-// touched) makes every window run again.
+// to exactly the frames of the first. A render stopped midway goes on from
+// its finished windows; a copy of the session elsewhere reuses them all; a
+// changed input (every segment remuxed) makes every window run again.
 func TestReuseWindows(t *testing.T) {
 	t.Parallel()
 	ffmpeg, _ := requireFFmpeg(t)
@@ -42,10 +44,11 @@ func TestReuseWindows(t *testing.T) {
 		return n
 	}
 	reuse := filepath.Join(dir, "reuse")
+	session := ss.Dir
 	renderCtx := func(ctx context.Context, name, reuseDir string) (string, error) {
 		opts := render.Options{Profiles: []string{render.ProfileMP4_360}, OutDir: filepath.Join(dir, name), Log: testLogger(t),
 			MaxJobDuration: 2 * time.Second, FFmpeg: wrapper, Reuse: reuseDir}
-		outs, err := render.Session(ctx, ss.Dir, opts)
+		outs, err := render.Session(ctx, session, opts)
 		if err != nil {
 			return "", err
 		}
@@ -134,21 +137,42 @@ func TestReuseWindows(t *testing.T) {
 		t.Errorf("resumed render: %d frames, differs from the plain render's %d frames", len(got), len(want))
 	}
 
-	// Every segment changes (touched): nothing is reused.
-	later := time.Now().Add(time.Minute)
-	err = filepath.WalkDir(ss.Dir, func(p string, d os.DirEntry, err error) error {
+	// A copy of the session elsewhere (new paths, new modification times,
+	// as the post-call render's fetched copy): every window is reused.
+	session = filepath.Join(dir, "copy")
+	if out, err := exec.Command("cp", "-r", ss.Dir, session).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	copied := render1("copied", reuse)
+	if got := videoRuns(); got != 0 {
+		t.Errorf("render of a copy of the session ran %d video jobs, want 0", got)
+	}
+	if got := frameHashes(t, copied, "", 0); !slices.Equal(got, want) {
+		t.Errorf("render of the copy: %d frames, differs from the plain render's %d frames", len(got), len(want))
+	}
+
+	// Every segment's bytes change (remuxed with a title): nothing is reused.
+	var segs []string
+	err = filepath.WalkDir(session, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".webm") || strings.HasSuffix(p, ".mkv")) {
-			return os.Chtimes(p, later, later)
+			segs = append(segs, p)
 		}
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments of the copy: %v %v", segs, err)
+	}
+	for _, p := range segs {
+		tmp := p + ".tmp" + filepath.Ext(p)
+		ffrun(t, "-i", p, "-map", "0", "-c", "copy", "-metadata", "title=changed", tmp)
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	render1("changed", reuse)
 	if got := videoRuns(); got != windows {
 		t.Errorf("render after the segments changed ran %d video jobs, want %d", got, windows)
 	}
-	t.Logf("%d windows of 2 s: %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, %d after the inputs changed; frames identical to a plain render",
+	t.Logf("%d windows of 2 s: %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, 0 for a copy of the session, %d after its segments changed; frames identical to a plain render",
 		windows, windows, windows-done, done, windows)
 }
