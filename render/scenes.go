@@ -218,7 +218,10 @@ type job struct {
 }
 
 // planJobs groups scenes into jobs of at most maxFrames frames and (unless a
-// single scene needs more) maxInputs inputs, splitting long scenes.
+// single scene needs more) maxInputs inputs, splitting long scenes. Jobs never
+// cross a multiple of maxFrames (the window grid): where a job ends depends
+// only on what comes before it in its window, so the windows of a call's
+// beginning stay the same however the call goes on (reuse, see reuse.go).
 func planJobs(scenes []scene, maxFrames int64, maxInputs int) []job {
 	var jobs []job
 	var cur job
@@ -232,14 +235,11 @@ func planJobs(scenes []scene, maxFrames int64, maxInputs int) []job {
 	for i := range scenes {
 		sc := &scenes[i]
 		for at := sc.From; at < sc.To; {
-			room := maxFrames - cur.frames()
-			if len(cur.Scenes) == 0 {
-				room = maxFrames
-			}
-			if room <= 0 {
-				flush()
+			if len(cur.Scenes) > 0 && at%maxFrames == 0 {
+				flush() // a grid line
 				continue
 			}
+			room := (at/maxFrames+1)*maxFrames - at
 			part := sc.clip(span{at, min(sc.To, at+room)})
 			if len(cur.Scenes) > 0 && inputs+part.inputs() > maxInputs {
 				flush()

@@ -124,6 +124,18 @@ func TestScenes(t *testing.T) {
 	if jobs := planJobs(scenes, 1000, 2); len(jobs) != 2 {
 		t.Errorf("with at most 2 inputs per job: %d jobs, want 2", len(jobs))
 	}
+	// A job cut early by its inputs does not move the next window: jobs end
+	// on the grid of 40 frames whatever comes before.
+	jobs = planJobs(scenes, 40, 2)
+	t.Logf("jobs of at most 40 frames and 2 inputs: %v", spans(jobs))
+	for i, j := range jobs {
+		if j.To%40 != 0 && j.To != 90 && (i+1 >= len(jobs) || jobs[i+1].From/40 != j.From/40) {
+			t.Errorf("job %d ends at %d, not on the window grid of 40 frames nor before another job of its window: %v", i, j.To, jobs)
+		}
+		if j.From/40 != (j.To-1)/40 {
+			t.Errorf("job %d %v crosses a window line", i, j.span)
+		}
+	}
 }
 
 func TestQuantizeShortPlan(t *testing.T) {
@@ -159,4 +171,12 @@ func TestAudioLanes(t *testing.T) {
 	if got, want := len(lanes[1].Pieces), 2; got != want {
 		t.Errorf("lane b: %d pieces, want %d (absent 1.5–2 s)", got, want)
 	}
+}
+
+func spans(jobs []job) []span {
+	out := make([]span, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.span
+	}
+	return out
 }
