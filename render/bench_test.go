@@ -3,12 +3,16 @@ package render_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +25,10 @@ import (
 // layout the simplest way (xstack of the four videos, amix of the four
 // sounds, each delayed by its participant's join time, the same x264 preset
 // and rate control), in the same run. It prints
-// CPU seconds per output second and the realtime factor of both; it asserts
-// nothing about them.
+// CPU seconds per output second (the FFmpeg children's user+sys time) and
+// the realtime factor of both, medians of TAPEDECK_BENCH_RUNS (default 3)
+// alternating runs, and tapedeck's CPU by FFmpeg step; it asserts nothing
+// about them.
 //
 //	go test -run '^$' -bench Render -benchtime 1x -timeout 60m ./render
 //
@@ -100,8 +106,20 @@ func BenchmarkRender(b *testing.B) {
 		parts = append(parts, synthPart{ID: id, Video: "vp8", Audio: true, W: w, H: h, FPS: 30, Join: join, Length: length - join,
 			VideoFile: video, AudioFile: audio})
 	}
-	ss := makeSession(b, b.TempDir(), parts)
-	outDir := b.TempDir()
+	// TAPEDECK_BENCH_KEEP=DIR keeps the session, the work folders (with
+	// their commands.sh) and the hand-written command (hand.sh) in DIR, to
+	// profile the commands one by one.
+	keep := os.Getenv("TAPEDECK_BENCH_KEEP")
+	sessDir, outDir := b.TempDir(), b.TempDir()
+	if keep != "" {
+		sessDir, outDir = filepath.Join(keep, "session"), filepath.Join(keep, "out")
+		for _, d := range []string{sessDir, outDir} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ss := makeSession(b, sessDir, parts)
 
 	// The hand-written command: a static 2×2 grid, each participant's
 	// video delayed by its join time (black before), each sound likewise.
@@ -123,7 +141,13 @@ func BenchmarkRender(b *testing.B) {
 		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length),
 		filepath.Join(outDir, "hand.mp4"))
 
-	runs := 2
+	if keep != "" {
+		if err := os.WriteFile(filepath.Join(keep, "hand.sh"), []byte(shellQuote(append([]string{ff}, hand...))+"\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	runs := 3
 	if s := os.Getenv("TAPEDECK_BENCH_RUNS"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n > 0 {
 			runs = n
@@ -131,18 +155,24 @@ func BenchmarkRender(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// Alternate the two, several times: the machine may be shared, and
-		// the best of a few runs is the least disturbed.
+		// Alternate the two, several times: the machine may be shared (2
+		// CPUs, other suites running), so the figures are the medians of
+		// the runs, and the CPU is the children's user+sys time (rusage),
+		// not wall time.
 		var ours, theirs []benchFigures
+		var steps []map[string]time.Duration
 		var d float64
 		for r := 0; r < runs; r++ {
+			st := &stepCPU{cpu: map[string]time.Duration{}}
 			ours = append(ours, measure(b, func() {
-				outs, err := render.Session(context.Background(), ss.Dir, render.Options{OutDir: outDir, Log: testLogger(b)})
+				outs, err := render.Session(context.Background(), ss.Dir, render.Options{OutDir: outDir,
+					Log: slog.New(st), KeepWork: keep != ""})
 				if err != nil {
 					b.Fatal(err)
 				}
 				d = outs[0].Duration.Seconds()
 			}))
+			steps = append(steps, st.cpu)
 			theirs = append(theirs, measure(b, func() {
 				cmd := exec.Command(ff, hand...)
 				if out, err := cmd.CombinedOutput(); err != nil {
@@ -150,38 +180,105 @@ func BenchmarkRender(b *testing.B) {
 				}
 			}))
 		}
-		best := func(fs []benchFigures) benchFigures {
-			m := fs[0]
-			for _, f := range fs[1:] {
-				if f.wall < m.wall {
-					m.wall = f.wall
-				}
-				if f.cpu < m.cpu {
-					m.cpu = f.cpu
-				}
-			}
-			return m
-		}
 		load, _ := os.ReadFile("/proc/loadavg")
 		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call,\n"+
-			"720p30 H.264 High veryfast CRF 23 (3 Mbit/s cap) + AAC 128k; %d CPUs, load %s; best of %d alternating runs\n",
+			"720p30 H.264 High veryfast CRF 23 (3 Mbit/s cap) + AAC 128k; %d CPUs, load %s; medians of %d alternating runs\n",
 			w, h, length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
 		row := func(name string, fs []benchFigures) benchFigures {
-			f := best(fs)
+			f := benchFigures{wall: medianDur(fs, func(x benchFigures) time.Duration { return x.wall }),
+				cpu: medianDur(fs, func(x benchFigures) time.Duration { return x.cpu })}
 			var all []string
 			for _, x := range fs {
-				all = append(all, fmt.Sprintf("%.1f", x.wall.Seconds()))
+				all = append(all, fmt.Sprintf("%.1f", x.cpu.Seconds()))
 			}
-			fmt.Printf("  %-28s %7.1f s wall %7.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime   (walls: %s s)\n",
+			fmt.Printf("  %-28s %7.1f s wall %7.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime   (CPU s: %s)\n",
 				name, f.wall.Seconds(), f.cpu.Seconds(), f.cpu.Seconds()/d, d/f.wall.Seconds(), strings.Join(all, ", "))
 			return f
 		}
 		o := row("tapedeck render (mp4-720p)", ours)
 		t := row("hand-written xstack + amix", theirs)
+		var ratios []string
+		for r := range ours {
+			ratios = append(ratios, fmt.Sprintf("%.3f", ours[r].cpu.Seconds()/theirs[r].cpu.Seconds()))
+		}
+		fmt.Printf("  CPU ratio tapedeck / hand-written: %.3f (medians; run by run: %s)\n", o.cpu.Seconds()/t.cpu.Seconds(), strings.Join(ratios, ", "))
+		// Where tapedeck's CPU goes, by FFmpeg step (medians of the runs);
+		// "other" is the rest of the children (ffprobe, fc-match).
+		var names []string
+		for n := range steps[0] {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Printf("  tapedeck by step (CPU s per output s):")
+		var sum time.Duration
+		for _, n := range names {
+			m := medianDur(steps, func(x map[string]time.Duration) time.Duration { return x[n] })
+			sum += m
+			fmt.Printf("  %s %.3f", n, m.Seconds()/d)
+		}
+		fmt.Printf("  other %.3f\n", (o.cpu-sum).Seconds()/d)
 		fmt.Printf("  tapedeck also: grid reflow on join, labels, sync-model placement, two-pass loudness normalization\n\n")
 		b.ReportMetric(o.cpu.Seconds()/d, "cpu-s/out-s")
 		b.ReportMetric(d/o.wall.Seconds(), "x-realtime")
 		b.ReportMetric(t.cpu.Seconds()/d, "hand-cpu-s/out-s")
 		b.ReportMetric(d/t.wall.Seconds(), "hand-x-realtime")
+		b.ReportMetric(o.cpu.Seconds()/t.cpu.Seconds(), "cpu-ratio")
 	}
+}
+
+// medianDur is the median of f over xs.
+func medianDur[T any](xs []T, f func(T) time.Duration) time.Duration {
+	v := make([]time.Duration, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// stepCPU is a log handler that adds up the CPU time of the render's FFmpeg
+// steps, from the runner's "render: ffmpeg done" records (the video jobs
+// count as one step).
+type stepCPU struct {
+	mu  sync.Mutex
+	cpu map[string]time.Duration
+}
+
+func (h *stepCPU) Enabled(context.Context, slog.Level) bool { return true }
+func (h *stepCPU) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *stepCPU) WithGroup(string) slog.Handler            { return h }
+func (h *stepCPU) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "render: ffmpeg done" {
+		return nil
+	}
+	var step string
+	var cpu time.Duration
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "step":
+			step = a.Value.String()
+		case "cpu":
+			cpu = a.Value.Duration()
+		}
+		return true
+	})
+	if strings.HasPrefix(step, "video ") {
+		step = "video"
+	}
+	h.mu.Lock()
+	h.cpu[step] += cpu
+	h.mu.Unlock()
+	return nil
+}
+
+// shellQuote quotes a command line for a shell.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }
