@@ -31,6 +31,7 @@ type pipelineFlags struct {
 	webhookSecret     string
 	renders           string
 	renderConcurrency int
+	renderParallel    int
 	renderNice        int
 	work              string
 	ackWait           time.Duration
@@ -67,6 +68,7 @@ func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
 	}
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (also $TAPEDECK_WEBHOOK_SECRET)")
 	fl.IntVar(&f.renderNice, "render-nice", postcall.DefaultRenderNice, "niceness of render processes, 1 to 19 (0: none)")
+	fl.IntVar(&f.renderParallel, "render-parallel", 0, "windows of the video (3 minutes each) a render draws at once (0: a quarter of the CPUs, at least 1; x264 runs several threads per window)")
 	fl.StringVar(&f.work, "work", "", "scratch folder for renders (default: DATA/.work for serve, a temporary folder for worker)")
 	fl.DurationVar(&f.ackWait, "job-ack-wait", postcall.DefaultAckWait, "a job not heard from for this long goes to another process")
 	fl.IntVar(&f.maxDeliver, "job-max-deliver", postcall.DefaultMaxDeliver, "attempts at a job before it fails")
@@ -89,6 +91,9 @@ type pipelineRun struct {
 func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, data string, log *slog.Logger) (*pipelineRun, error) {
 	if f.webhookSecret == "" {
 		f.webhookSecret = os.Getenv("TAPEDECK_WEBHOOK_SECRET")
+	}
+	if f.renderParallel < 0 {
+		return nil, usageError("--render-parallel %d: want 0 (the default) or more", f.renderParallel)
 	}
 	cfg := postcall.Config{
 		RenderConcurrency: f.renderConcurrency, RenderNice: f.renderNice, WorkDir: f.work,
@@ -164,7 +169,7 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 		cfg.Parts, cfg.PartWait = r.cluster.parts(), f.cluster.partWait
 	}
 	r.renders = &renderStats{}
-	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log, r.renders), cfg, log)
+	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log, r.renders, f.renderParallel), cfg, log)
 	if err != nil {
 		r.close()
 		return nil, err
@@ -202,9 +207,10 @@ func (r *pipelineRun) close() {
 	}
 }
 
-// newRenderer returns the renderer post-call jobs use: the render package's.
-func newRenderer(log *slog.Logger, stats *renderStats) postcall.Renderer {
-	return sessionRenderer{log: log, stats: stats}
+// newRenderer returns the renderer post-call jobs use: the render package's,
+// drawing parallel windows of a video at once (0: render's default).
+func newRenderer(log *slog.Logger, stats *renderStats, parallel int) postcall.Renderer {
+	return sessionRenderer{log: log, stats: stats, parallel: parallel}
 }
 
 // renderStats add up what this process rendered, for /metrics: output
@@ -217,27 +223,37 @@ type renderStats struct {
 
 // sessionRenderer renders a RenderSpec with render.Session.
 type sessionRenderer struct {
-	log   *slog.Logger
-	stats *renderStats
+	log      *slog.Logger
+	stats    *renderStats
+	parallel int // windows drawn at once (0: render's default)
 }
 
-func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
-	if spec.Export != nil {
-		return r.export(ctx, sessionDir, spec, outDir)
-	}
+// options are the render options of spec, rendered into outDir.
+func (r sessionRenderer) options(spec postcall.RenderSpec, outDir string) (render.Options, error) {
 	// The finished windows of the video are kept beside outDir (see postcall.Renderer): an
 	// attempt interrupted by a stop or a crash resumes from them.
 	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log,
-		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name)}
+		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name), Parallel: r.parallel}
 	if spec.Profile != "" {
 		opts.Profiles = strings.Split(spec.Profile, ",")
 	}
 	if spec.Edits != "" {
 		e, err := timeline.ParseEdits(spec.EditsFile, strings.NewReader(spec.Edits))
 		if err != nil {
-			return nil, err
+			return render.Options{}, err
 		}
 		opts.Edits = e
+	}
+	return opts, nil
+}
+
+func (r sessionRenderer) Render(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
+	if spec.Export != nil {
+		return r.export(ctx, sessionDir, spec, outDir)
+	}
+	opts, err := r.options(spec, outDir)
+	if err != nil {
+		return nil, err
 	}
 	began := time.Now()
 	outs, err := render.Session(ctx, sessionDir, opts)
