@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -18,8 +17,6 @@ const (
 	DefaultMaxPublishesPerRoom = 50
 	DefaultMaxPublishes        = 500
 	diskCheckEvery             = 500 * time.Millisecond
-	authFailWindow             = time.Minute
-	authFailLimit              = 10
 )
 
 // Why a publish is refused with 503.
@@ -172,64 +169,12 @@ func (r *Recorder) admit(room string) error {
 	return nil
 }
 
-// authLimiter counts failed authentications per client address and
-// refuses an address that failed too often recently.
-type authLimiter struct {
-	mu    sync.Mutex
-	fails map[string][]time.Time
-}
-
 func clientAddr(req *http.Request) string {
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
 		return req.RemoteAddr
 	}
 	return host
-}
-
-// blocked reports whether addr must wait, and how long.
-func (l *authLimiter) blocked(addr string, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.recent(addr, now)
-	if len(f) < authFailLimit {
-		return 0, false
-	}
-	return f[0].Add(authFailWindow).Sub(now), true
-}
-
-func (l *authLimiter) fail(addr string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fails == nil {
-		l.fails = map[string][]time.Time{}
-	}
-	l.fails[addr] = append(l.recent(addr, now), now)
-	if len(l.fails) > 10000 { // forget the quiet ones
-		for a := range l.fails {
-			if len(l.recent(a, now)) == 0 {
-				delete(l.fails, a)
-			}
-		}
-	}
-}
-
-// recent drops failures older than the window. Called with l.mu held.
-func (l *authLimiter) recent(addr string, now time.Time) []time.Time {
-	f := l.fails[addr]
-	i := 0
-	for i < len(f) && now.Sub(f[i]) > authFailWindow {
-		i++
-	}
-	f = f[i:]
-	if l.fails != nil {
-		if len(f) == 0 {
-			delete(l.fails, addr)
-		} else {
-			l.fails[addr] = f
-		}
-	}
-	return f
 }
 
 func retryAfter(w http.ResponseWriter, d time.Duration) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/tapedeck/tapedeck/internal/authlimit"
 	"github.com/tapedeck/tapedeck/timeline"
 )
 
@@ -148,7 +149,7 @@ type Recorder struct {
 	hookCancel context.CancelFunc
 
 	count    counters
-	auth     authLimiter
+	auth     authlimit.Limiter
 	stop     chan struct{}
 	stopOnce sync.Once
 	watchers sync.WaitGroup

@@ -337,14 +337,8 @@ func (r *Recorder) handlePatch(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "Content-Type must be "+sdpFragType, http.StatusUnsupportedMediaType)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxFragBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("fragment larger than %d bytes", maxFragBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "reading fragment: "+err.Error(), http.StatusBadRequest)
+	body, ok := readBody(w, req, maxFragBytes, "fragment", "fragment")
+	if !ok {
 		return
 	}
 	frag, err := parseSDPFrag(body)

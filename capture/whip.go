@@ -89,14 +89,14 @@ func (r *Recorder) authorized(req *http.Request) bool {
 // refused before its token is even looked at.
 func (r *Recorder) checkAuth(w http.ResponseWriter, req *http.Request) bool {
 	addr, now := clientAddr(req), time.Now()
-	if wait, blocked := r.auth.blocked(addr, now); blocked {
+	if wait, blocked := r.auth.Blocked(addr, now); blocked {
 		r.count.refused.Add(1)
 		retryAfter(w, wait)
 		http.Error(w, errRateLimit.Error()+": try again later", http.StatusTooManyRequests)
 		return false
 	}
 	if !r.authorized(req) {
-		r.auth.fail(addr, now)
+		r.auth.Fail(addr, now)
 		r.log.Warn("authentication failed", "client", addr) // never the token
 		unauthorized(w)
 		return false
@@ -136,14 +136,8 @@ func (r *Recorder) handlePublish(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "Content-Type must be application/sdp", http.StatusUnsupportedMediaType)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxOfferBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("SDP offer larger than %d bytes", MaxOfferBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "reading offer: "+err.Error(), http.StatusBadRequest)
+	body, ok := readBody(w, req, MaxOfferBytes, "SDP offer", "offer")
+	if !ok {
 		return
 	}
 	if err := checkOffer(body); err != nil {
@@ -272,4 +266,21 @@ func checkOffer(b []byte) error {
 		}
 	}
 	return fmt.Errorf("SDP offer has no codec tapedeck records (offered %s; accepted: opus, vp8, vp9, h264, av1)", strings.Join(offered, ", "))
+}
+
+// readBody reads a request body of at most limit bytes; on failure it
+// answers 413 (too large, "NAME larger than N bytes") or 400 ("reading
+// SHORT: …") and returns false.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64, name, short string) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("%s larger than %d bytes", name, limit), http.StatusRequestEntityTooLarge)
+			return nil, false
+		}
+		http.Error(w, "reading "+short+": "+err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return body, true
 }

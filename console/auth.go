@@ -13,18 +13,17 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/tapedeck/tapedeck/internal/authlimit"
 )
 
 // Access rules.
 const (
-	cookieName     = "tapedeck_console"
-	sessionTTL     = 12 * time.Hour
-	authFailWindow = time.Minute // as the WHIP endpoint: 10 failures a minute per client address
-	authFailLimit  = 10
-	csrfField      = "csrf"
-	csrfHeader     = "X-CSRF-Token"
+	cookieName = "tapedeck_console"
+	sessionTTL = 12 * time.Hour
+	csrfField  = "csrf"
+	csrfHeader = "X-CSRF-Token"
 )
 
 // authenticator checks tokens, cookies and CSRF tokens.
@@ -33,7 +32,7 @@ type authenticator struct {
 	loopback bool
 	key      []byte // signs cookies and CSRF tokens; made at start
 	now      func() time.Time
-	limiter  *limiter
+	limiter  *authlimit.Limiter
 }
 
 func newAuthenticator(token string, loopback bool, now func() time.Time) (*authenticator, error) {
@@ -41,7 +40,7 @@ func newAuthenticator(token string, loopback bool, now func() time.Time) (*authe
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("console: session key: %w", err)
 	}
-	return &authenticator{token: token, loopback: loopback, key: key, now: now, limiter: &limiter{}}, nil
+	return &authenticator{token: token, loopback: loopback, key: key, now: now, limiter: &authlimit.Limiter{}}, nil
 }
 
 // access is who a request is, once let in.
@@ -182,14 +181,14 @@ func (c *Console) guard(h http.HandlerFunc, change bool) http.Handler {
 		default:
 			if hdr := r.Header.Get("Authorization"); hdr != "" {
 				addr := clientAddr(r)
-				if wait, blocked := a.limiter.blocked(addr, a.now()); blocked {
+				if wait, blocked := a.limiter.Blocked(addr, a.now()); blocked {
 					w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 					c.fail(w, r, http.StatusTooManyRequests, "Too many wrong tokens from your address: try again later.")
 					return
 				}
 				got, ok := cutBearer(hdr)
 				if !ok || !a.checkToken(got) {
-					a.limiter.fail(addr, a.now())
+					a.limiter.Fail(addr, a.now())
 					c.log.Warn("console: wrong admin token", "client", addr) // never the token
 					w.Header().Set("WWW-Authenticate", `Bearer realm="tapedeck-admin"`)
 					c.fail(w, r, http.StatusUnauthorized, "Missing or wrong admin token.")
@@ -298,14 +297,14 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	next := safeNext(r.PostFormValue("next"))
 	addr := clientAddr(r)
-	if wait, blocked := a.limiter.blocked(addr, a.now()); blocked {
+	if wait, blocked := a.limiter.Blocked(addr, a.now()); blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		c.render(w, r, http.StatusTooManyRequests, "login", "Log in", loginView{Next: next,
 			Error: fmt.Sprintf("Too many wrong tokens from your address: try again in %d s.", int(wait.Seconds())+1)})
 		return
 	}
 	if !a.checkToken(strings.TrimSpace(r.PostFormValue("token"))) {
-		a.limiter.fail(addr, a.now())
+		a.limiter.Fail(addr, a.now())
 		c.log.Warn("console: wrong admin token at login", "client", addr)
 		c.render(w, r, http.StatusUnauthorized, "login", "Log in", loginView{Next: next, Error: "Wrong token."})
 		return
@@ -320,51 +319,4 @@ func (c *Console) handleLogout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: isHTTPS(r)})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-}
-
-// limiter counts failed authentications per client address and refuses an address that failed too
-// often recently (the policy of the WHIP endpoint).
-type limiter struct {
-	mu    sync.Mutex
-	fails map[string][]time.Time
-}
-
-func (l *limiter) blocked(addr string, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.recent(addr, now)
-	if len(f) < authFailLimit {
-		return 0, false
-	}
-	return f[0].Add(authFailWindow).Sub(now), true
-}
-
-func (l *limiter) fail(addr string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fails == nil {
-		l.fails = map[string][]time.Time{}
-	}
-	l.fails[addr] = append(l.recent(addr, now), now)
-	if len(l.fails) > 10000 { // forget the quiet ones
-		for a := range l.fails {
-			l.recent(a, now)
-		}
-	}
-}
-
-// recent drops failures older than the window; l.mu is held.
-func (l *limiter) recent(addr string, now time.Time) []time.Time {
-	f := l.fails[addr]
-	i := 0
-	for i < len(f) && now.Sub(f[i]) > authFailWindow {
-		i++
-	}
-	f = f[i:]
-	if len(f) == 0 {
-		delete(l.fails, addr)
-	} else {
-		l.fails[addr] = f
-	}
-	return f
 }

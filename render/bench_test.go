@@ -81,9 +81,11 @@ func measure(b *testing.B, f func()) benchFigures {
 	return benchFigures{wall: time.Since(t0), cpu: childCPU(b) - cpu0}
 }
 
-func BenchmarkRender(b *testing.B) {
-	ff, _ := requireFFmpeg(b)
-	length := 5 * time.Minute
+// benchCall is the benchmarks' call: TAPEDECK_BENCH_LENGTH long (5 min),
+// sources TAPEDECK_BENCH_SOURCE (640x360), four participants joining at 0,
+// 5, 10 and 15 s (the grid reflows three times, then holds four tiles).
+func benchCall(b *testing.B) (parts []synthPart, length time.Duration, w, h int) {
+	length = 5 * time.Minute
 	if s := os.Getenv("TAPEDECK_BENCH_LENGTH"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -91,21 +93,24 @@ func BenchmarkRender(b *testing.B) {
 		}
 		length = d
 	}
-	w, h := 640, 360
+	w, h = 640, 360
 	if s := os.Getenv("TAPEDECK_BENCH_SOURCE"); s != "" {
 		ws, hs, _ := strings.Cut(s, "x")
 		w, _ = strconv.Atoi(ws)
 		h, _ = strconv.Atoi(hs)
 	}
 	video, audio := benchMedia(b, length, w, h)
-	// Four participants joining at 0, 5, 10 and 15 s: the grid reflows
-	// three times, then holds four tiles to the end.
-	var parts []synthPart
 	for i, id := range []string{"alice", "bob", "carol", "dave"} {
 		join := time.Duration(i) * 5 * time.Second
 		parts = append(parts, synthPart{ID: id, Video: "vp8", Audio: true, W: w, H: h, FPS: 30, Join: join, Length: length - join,
 			VideoFile: video, AudioFile: audio})
 	}
+	return parts, length, w, h
+}
+
+func BenchmarkRender(b *testing.B) {
+	ff, _ := requireFFmpeg(b)
+	parts, length, w, h := benchCall(b)
 	// TAPEDECK_BENCH_KEEP=DIR keeps the session, the work folders (with
 	// their commands.sh) and the hand-written command (hand.sh) in DIR, to
 	// profile the commands one by one.

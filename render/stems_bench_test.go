@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tapedeck/tapedeck/render"
 )
@@ -29,27 +28,7 @@ import (
 // as for BenchmarkRender.
 func BenchmarkExportVsRender(b *testing.B) {
 	requireFFmpeg(b)
-	length := 5 * time.Minute
-	if s := os.Getenv("TAPEDECK_BENCH_LENGTH"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			b.Fatalf("TAPEDECK_BENCH_LENGTH: %v", err)
-		}
-		length = d
-	}
-	w, h := 640, 360
-	if s := os.Getenv("TAPEDECK_BENCH_SOURCE"); s != "" {
-		ws, hs, _ := strings.Cut(s, "x")
-		w, _ = strconv.Atoi(ws)
-		h, _ = strconv.Atoi(hs)
-	}
-	video, audio := benchMedia(b, length, w, h)
-	var parts []synthPart
-	for i, id := range []string{"alice", "bob", "carol", "dave"} {
-		join := time.Duration(i) * 5 * time.Second
-		parts = append(parts, synthPart{ID: id, Video: "vp8", Audio: true, W: w, H: h, FPS: 30, Join: join, Length: length - join,
-			VideoFile: video, AudioFile: audio})
-	}
+	parts, length, w, h := benchCall(b)
 	ss := makeSession(b, b.TempDir(), parts)
 	runs := 2
 	if s := os.Getenv("TAPEDECK_BENCH_RUNS"); s != "" {
