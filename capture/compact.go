@@ -304,7 +304,7 @@ func (c *compaction) openSegment(r *record) error {
 	c.paths[s.Path] = fmt.Sprintf("track %q segment %d", r.Track, s.Index)
 	t.Segments = append(t.Segments, timeline.Segment{
 		Index: s.Index, Path: s.Path, FirstRTP: s.FirstRTP, LastRTP: s.FirstRTP,
-		FirstArrivalUnixNS: s.FirstArrival, LastArrivalUnixNS: s.FirstArrival,
+		FirstArrivalUnixNS: s.FirstArrival, LastArrivalUnixNS: s.FirstArrival, Width: s.Width, Height: s.Height,
 	})
 	return nil
 }
@@ -366,6 +366,12 @@ func finishSegments(dir string, t *timeline.Track) error {
 				return fmt.Errorf("track %q segment %d: %s: last frame at %v, out of range", t.ID, s.Index, s.Path, sum.LastPTS)
 			}
 			s.Frames, s.Keyframes, s.Bytes = sum.Frames, sum.Keyframes, sum.ValidBytes
+			if s.Width == 0 && sum.Track.Width > 0 {
+				// The size of the segment's first picture, as its close
+				// record would have said (and as a manifest compacted
+				// while the call goes on must say, for the render).
+				s.Width, s.Height = sum.Track.Width, sum.Track.Height
+			}
 			s.LastRTP = s.FirstRTP + ticks
 			if s.LastArrivalUnixNS < s.FirstArrivalUnixNS+int64(sum.LastPTS) {
 				s.LastArrivalUnixNS = s.FirstArrivalUnixNS + int64(sum.LastPTS)

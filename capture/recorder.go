@@ -61,6 +61,10 @@ type Config struct {
 	// written, in a goroutine the recorder owns: Close waits for it. ctx
 	// ends when Close gives up waiting.
 	OnSessionEnd func(ctx context.Context, ended SessionEnded)
+	// OnSessionStart, if set, is called when a session starts recording
+	// (its folder and journal exist), with the recorder's lock held: it
+	// must not block or call the recorder (queue the work and return).
+	OnSessionStart func(SessionStarted)
 	// OnSegmentClosed, if set, is called when a track file is finished and
 	// will not be written again, so that it can be uploaded while the call
 	// goes on. It is called on the track's receive path: it must not block
@@ -74,6 +78,17 @@ type Config struct {
 	// is what was read of the request's body (a POST's offer), nil when
 	// nothing was. nil: a 307 redirect to owner.
 	Elsewhere func(w http.ResponseWriter, req *http.Request, owner string, body []byte)
+}
+
+// SessionStarted describes a session that started recording.
+type SessionStarted struct {
+	Room, Session string
+	// Dir is the session's folder, where its journal and track files are
+	// being written.
+	Dir string
+	// Part is the session's part on this recorder (0 unless the room moved
+	// between the recorders of a cluster during the call).
+	Part int
 }
 
 // SegmentClosed describes a finished track file.
@@ -296,6 +311,9 @@ func (r *Recorder) sessionFor(room string, claim RoomClaim) (*session, error) {
 	r.rooms[room] = s
 	r.open[s] = struct{}{}
 	s.log.Info("session started", "dir", dir)
+	if r.cfg.OnSessionStart != nil {
+		r.cfg.OnSessionStart(SessionStarted{Room: room, Session: id, Dir: dir, Part: claim.Part})
+	}
 	return s, nil
 }
 

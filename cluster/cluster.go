@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tapedeck/tapedeck/internal/cpuload"
 )
 
 // Defaults used where Config leaves a field zero.
@@ -115,7 +116,7 @@ type Cluster struct {
 	b     Buckets
 	ttl   time.Duration
 	every time.Duration // renewal and announcement period
-	cpu   *cpuMeter
+	cpu   *cpuload.Meter
 	start time.Time
 
 	stripes [64]sync.Mutex // per room (hashed): claims, renewals and releases of a room run one at a time
@@ -180,7 +181,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Cl
 	if err != nil {
 		return nil, fmt.Errorf("cluster: JetStream: %w", err)
 	}
-	c := &Cluster{cfg: cfg, log: log.With("node", cfg.Node), js: js, cpu: newCPUMeter(), start: time.Now(), held: map[string]*held{}}
+	c := &Cluster{cfg: cfg, log: log.With("node", cfg.Node), js: js, cpu: &cpuload.Meter{}, start: time.Now(), held: map[string]*held{}}
 	c.ttl = cfg.LeaseTTL
 	if c.b.Leases, c.ttl, err = c.bucket(ctx, LeasesBucket, "tapedeck room leases: the node recording each room", cfg.LeaseTTL); err != nil {
 		return nil, err
@@ -282,7 +283,10 @@ func (c *Cluster) announce(ctx context.Context) {
 	if c.cfg.Load != nil {
 		l = c.cfg.Load()
 	}
-	l.CPU = c.cpu.measure()
+	l.CPU = -1
+	if load, ok := c.cpu.Measure(); ok {
+		l.CPU = load.Busy
+	}
 	c.mu.Lock()
 	c.load = l
 	info := NodeInfo{Name: c.cfg.Node, URL: c.cfg.URL, Load: l, Limits: c.cfg.Limits, Draining: c.draining, Started: c.start, Updated: time.Now()}

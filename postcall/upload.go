@@ -33,6 +33,11 @@ type UploadConfig struct {
 	// JournalWait is how long an uploaded segment waits for its segment_close record to reach the
 	// journal on disk before it is deleted (default 5 s); without it, the file is kept for the job.
 	JournalWait time.Duration
+	// Hold, if set, keeps the local file of a stored segment while it returns true (the render
+	// during the call has not drawn it yet); the file is deleted once it returns false (asked every
+	// second) or by the session's job.
+	// dir is the session's folder, rel the segment's path in it.
+	Hold func(dir, rel string) bool
 }
 
 func (c UploadConfig) withDefaults() UploadConfig {
@@ -78,7 +83,11 @@ type Uploader struct {
 	queue   []capture.SegmentClosed
 	backlog Backlog
 	wake    chan struct{}
+	held    []heldFile // stored, kept on disk while Hold says so
 }
+
+// heldFile is a stored segment whose local file Hold keeps.
+type heldFile struct{ dir, rel, local string }
 
 // NewUploader returns an uploader into store.
 func NewUploader(store storage.Client, cfg UploadConfig, log *slog.Logger) *Uploader {
@@ -135,6 +144,9 @@ func (u *Uploader) Run(ctx context.Context) {
 			}
 		}
 	})
+	if u.cfg.Hold != nil {
+		wg.Go(func() { u.releaseHeld(ctx) })
+	}
 	for range u.cfg.Concurrency {
 		wg.Go(func() {
 			for {
@@ -388,10 +400,47 @@ func (u *Uploader) finish(ctx context.Context, dir, rel, local string, haveLocal
 			return sf, nil
 		}
 	}
+	if rm == removeWhenJournaled && u.cfg.Hold != nil && u.cfg.Hold(dir, rel) {
+		u.mu.Lock()
+		u.held = append(u.held, heldFile{dir: dir, rel: rel, local: local})
+		u.mu.Unlock()
+		return sf, nil
+	}
 	if err := os.Remove(local); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return sf, fmt.Errorf("postcall: stored, but removing the local file: %w", err)
 	}
 	return sf, nil
+}
+
+// releaseHeld deletes, every second until ctx ends, the held files Hold no longer keeps. Files
+// still held then stay for their sessions' jobs.
+func (u *Uploader) releaseHeld(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u.mu.Lock()
+		held := u.held
+		u.held = nil
+		u.mu.Unlock()
+		var keep []heldFile
+		for _, h := range held {
+			if u.cfg.Hold(h.dir, h.rel) {
+				keep = append(keep, h)
+				continue
+			}
+			if err := os.Remove(h.local); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				u.log.Warn("a stored segment's local file could not be removed; its session's job removes it", "path", h.local, "err", err)
+			}
+		}
+		u.mu.Lock()
+		u.held = append(keep, u.held...)
+		u.mu.Unlock()
+	}
 }
 
 // waitJournal waits (up to JournalWait, or until ctx ends) for the journal on disk to record the

@@ -50,6 +50,11 @@ type Settings struct {
 	// measureSide makes the audio command measure the peak of L − R (a
 	// stem's audio is mono when it is silent), instead of the loudness.
 	measureSide bool
+	// placeQuantum, when above 0, rounds every video source's placement
+	// (the output time of its file time 0) to a multiple of it, in
+	// seconds: the program then names what a job draws with a tolerance,
+	// for the reuse keys (see reuse.go), and is not run.
+	placeQuantum float64
 }
 
 // Command is one FFmpeg run: its arguments (without the program name and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path"
@@ -21,6 +22,68 @@ import (
 // has no video lane). Nothing is left in the output folder unless the whole
 // render succeeds; a cancelled ctx stops every FFmpeg at once.
 func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options) ([]Output, error) {
+	rn, err := prepare(ctx, plan, sessionDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer rn.cleanup()
+	log, prog, r := rn.log, rn.prog, rn.r
+	if prog.AudioOnly {
+		log.Info("render: the session has no video: rendering its audio only")
+	}
+	start := time.Now()
+	log.Info("render: started", "duration", prog.Duration, "profiles", len(prog.profiles), "video_jobs", len(prog.Video),
+		"size", fmt.Sprintf("%dx%d", prog.Width, prog.Height), "fps", prog.FPS.String())
+	pr := newProgress(opts.Progress, opts.ProgressTTY, prog.Duration, nil)
+	for _, c := range prog.Video {
+		pr.add(c.Name, c.Duration, weightVideo)
+	}
+	pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
+	for _, c := range prog.AudioEncodes(Loudness{}) {
+		pr.add(c.Name, c.Duration, weightEncode)
+	}
+	for _, c := range prog.Mux() {
+		pr.add(c.Name, c.Duration, weightMux)
+	}
+	loud, err := runStage(ctx, r, prog, rn.keys, opts.parallel(), pr)
+	if err != nil {
+		return nil, err
+	}
+	if loud.Measured {
+		log.Info("render: loudness measured", "integrated_lufs", loud.I, "sample_peak_dbfs", loud.Peak, "range_lu", loud.LRA)
+	}
+	for _, c := range prog.Mux() {
+		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+			return nil, err
+		}
+		pr.update(c.Name, c.Duration)
+	}
+	pr.finish()
+	outs, err := publish(ctx, r.dir, rn.outDir, prog)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("render: done", "took", time.Since(start).Round(time.Millisecond), "outputs", len(outs), "dir", rn.outDir)
+	return outs, nil
+}
+
+// prepared is a compiled render and the runner that runs it in its work
+// folder.
+type prepared struct {
+	log    *slog.Logger
+	prog   *Program
+	r      *runner
+	outDir string
+	// keys are the commands that name the video jobs for reuse (one per
+	// job of prog, placements rounded to a quarter frame), nil without
+	// reuse.
+	keys    []Command
+	cleanup func()
+}
+
+// prepare finds FFmpeg and the font, compiles the plan, and makes the work
+// folder (inside the output folder, so that publishing is a rename).
+func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options) (*prepared, error) {
 	log := opts.logger()
 	profiles, err := parseProfiles(opts.Profiles)
 	if err != nil {
@@ -69,15 +132,24 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 		lo, hi := frameAt(30*time.Second, plan.FPS), frameAt(defaultJobSeconds*time.Second, plan.FPS)
 		maxFrames = min(hi, max(lo, share))
 	}
-	prog, err := Compile(plan, Settings{
+	settings := Settings{
 		SessionDir: sessionDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
 		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
-	})
+	}
+	prog, err := Compile(plan, settings)
 	if err != nil {
 		return nil, err
 	}
-	if prog.AudioOnly {
-		log.Info("render: the session has no video: rendering its audio only")
+	var keys []Command
+	if opts.Reuse != "" && len(prog.Video) > 0 {
+		settings.placeQuantum = frameTime(1, plan.FPS) / 4
+		kp, err := Compile(plan, settings)
+		if err != nil {
+			return nil, err
+		}
+		if len(kp.Video) == len(prog.Video) {
+			keys = kp.Video
+		}
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("render: %w", err)
@@ -86,52 +158,19 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
+	cleanup := func() { _ = os.RemoveAll(work) }
 	if opts.KeepWork {
 		log.Info("render: keeping the work folder", "dir", work)
-	} else {
-		defer os.RemoveAll(work)
+		cleanup = func() {}
 	}
 	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork, reuse: opts.Reuse, build: &ffmpegBuild{session: sessionDir}}
-	start := time.Now()
-	log.Info("render: started", "duration", prog.Duration, "profiles", len(prog.profiles), "video_jobs", len(prog.Video),
-		"size", fmt.Sprintf("%dx%d", prog.Width, prog.Height), "fps", prog.FPS.String())
-	pr := newProgress(opts.Progress, opts.ProgressTTY, prog.Duration, nil)
-	for _, c := range prog.Video {
-		pr.add(c.Name, c.Duration, weightVideo)
-	}
-	pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
-	for _, c := range prog.AudioEncodes(Loudness{}) {
-		pr.add(c.Name, c.Duration, weightEncode)
-	}
-	for _, c := range prog.Mux() {
-		pr.add(c.Name, c.Duration, weightMux)
-	}
-	loud, err := runStage(ctx, r, prog, opts.parallel(), pr)
-	if err != nil {
-		return nil, err
-	}
-	if loud.Measured {
-		log.Info("render: loudness measured", "integrated_lufs", loud.I, "sample_peak_dbfs", loud.Peak, "range_lu", loud.LRA)
-	}
-	for _, c := range prog.Mux() {
-		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
-			return nil, err
-		}
-		pr.update(c.Name, c.Duration)
-	}
-	pr.finish()
-	outs, err := publish(ctx, work, outDir, prog)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("render: done", "took", time.Since(start).Round(time.Millisecond), "outputs", len(outs), "dir", outDir)
-	return outs, nil
+	return &prepared{log: log, prog: prog, r: r, outDir: outDir, keys: keys, cleanup: cleanup}, nil
 }
 
 // runStage runs the video jobs (parallel at a time) and, beside them, the
 // audio mix and its encodes; it returns the mix's loudness. The first
 // failure cancels the rest.
-func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *progress) (Loudness, error) {
+func runStage(ctx context.Context, r *runner, prog *Program, keys []Command, parallel int, pr *progress) (Loudness, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -172,8 +211,23 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 			pr.update(c.Name, c.Duration)
 		}
 	}()
+	runVideo(ctx, r, prog.Video, keys, parallel, pr, fail, &wg)
+	wg.Wait()
+	if firstErr != nil {
+		return Loudness{}, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Loudness{}, fmt.Errorf("render: %w", context.Cause(ctx))
+	}
+	return loud, nil
+}
+
+// runVideo starts the video jobs, parallel at a time, on wg; each reuses a
+// kept window when keys name one (keys[i] names jobs[i]) and keeps what it
+// renders. A failure goes to fail.
+func runVideo(ctx context.Context, r *runner, jobs, keys []Command, parallel int, pr *progress, fail func(error), wg *sync.WaitGroup) {
 	sem := make(chan struct{}, parallel)
-	for _, c := range prog.Video {
+	for i, c := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -186,7 +240,10 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 			if ctx.Err() != nil {
 				return
 			}
-			key := r.reuseKey(ctx, c)
+			var key string
+			if i < len(keys) {
+				key = r.reuseKey(ctx, keys[i])
+			}
 			if r.takeReused(ctx, key, c) {
 				r.log.Info("render: video job reused", "step", c.Name, "key", key)
 				pr.update(c.Name, c.Duration)
@@ -200,14 +257,6 @@ func runStage(ctx context.Context, r *runner, prog *Program, parallel int, pr *p
 			pr.update(c.Name, c.Duration)
 		}()
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return Loudness{}, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return Loudness{}, fmt.Errorf("render: %w", context.Cause(ctx))
-	}
-	return loud, nil
 }
 
 // publish checks the work folder's outputs, then moves them into outDir,

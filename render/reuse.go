@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,13 +24,32 @@ import (
 // kept in that folder under the job's key, and a later render whose job has
 // the same key takes them instead of running FFmpeg: a render interrupted
 // after some of its windows (a crash, a stop) goes on from there when run
-// again. The key is a SHA-256 of everything the job's output depends on:
-// FFmpeg's build (its -version text), the job's arguments and the files it
-// writes for itself (filter scripts, text), and the content (SHA-256) of every
-// input file it reads (the session's segments, images, fonts), those of the
-// session named by their place in it: a copy of the session elsewhere makes
-// the same keys. A changed segment, edit, layout, profile or FFmpeg makes
-// another key.
+// again, and a render of a session that windows were rendered from while it
+// was recorded (package prerender) draws only what those did not.
+//
+// The key is a SHA-256 of everything the job's output depends on: FFmpeg's
+// build (its -version text), the job's arguments and the files it writes for
+// itself (filter scripts, text), and the content of every input file it
+// reads. Two tolerances make a window rendered during the call match the
+// post-call render's:
+//
+//   - The arguments are those of the job with every video source's placement
+//     rounded to a quarter of an output frame (Settings.placeQuantum): the
+//     sync model is refined as sender reports arrive and moves a source by
+//     microseconds; a window is rendered again only when one of its sources
+//     moves past a quarter-frame step.
+//   - A session file (the session's segments, named by their place in the
+//     session, so that a copy of the session elsewhere makes the same keys) is
+//     identified by its media, not its bytes: a Matroska segment grows at
+//     the end while it is recorded and has its header patched when it is
+//     closed (capture/mkv), so its identity is 64 KiB of its clusters, from
+//     the first one on (fewer: to its end), which neither changes. Other inputs (images, fonts)
+//     are hashed whole.
+//
+// A changed segment, edit, layout, profile or FFmpeg makes another key.
+
+// mediaIdentity is how many bytes of a session segment's clusters identify it.
+const mediaIdentity = 64 << 10
 
 // reuseKey is the key of c, or "" when reuse is off or the key cannot be made.
 func (r *runner) reuseKey(ctx context.Context, c Command) string {
@@ -37,6 +57,9 @@ func (r *runner) reuseKey(ctx context.Context, c Command) string {
 		return ""
 	}
 	version, err := r.ffmpegVersion(ctx)
+	if err != nil && ctx.Err() != nil {
+		return ""
+	}
 	if err != nil {
 		r.log.Warn("render: not reusing video jobs: the FFmpeg build is unknown", "err", err)
 		return ""
@@ -52,12 +75,14 @@ func (r *runner) reuseKey(ctx context.Context, c Command) string {
 		// A file of the session is named by its place in the session, so
 		// that a copy of the session elsewhere (the post-call render's
 		// fetched copy) makes the same keys.
+		inSession := false
 		if rel, err := filepath.Rel(r.build.session, a); err == nil && r.build.session != "" && filepath.IsLocal(rel) {
 			field("$SESSION/" + filepath.ToSlash(rel))
+			inSession = true
 		} else {
 			field(a)
 		}
-		sum, err := r.build.fileSum(ctx, a)
+		sum, err := r.build.fileSum(ctx, a, inSession)
 		if err != nil {
 			r.log.Warn("render: not reusing a video job: an input cannot be read", "step", c.Name, "input", a, "err", err)
 			return ""
@@ -94,8 +119,9 @@ type ffmpegBuild struct {
 }
 
 // fileSum is the SHA-256 of the file at path ("" when it is not a regular
-// file: a device, a folder, an argument that only looks like a path).
-func (b *ffmpegBuild) fileSum(ctx context.Context, path string) (string, error) {
+// file: a device, a folder, an argument that only looks like a path); for a
+// Matroska file of the session (media), of its first clusters only.
+func (b *ffmpegBuild) fileSum(ctx context.Context, path string, media bool) (string, error) {
 	b.mu.Lock()
 	sum, ok := b.sums[path]
 	b.mu.Unlock()
@@ -108,7 +134,17 @@ func (b *ffmpegBuild) fileSum(ctx context.Context, path string) (string, error) 
 			return "", err
 		}
 		h := sha256.New()
-		_, err = io.Copy(h, ctxReader{ctx, f})
+		var src io.Reader = ctxReader{ctx, f}
+		if media {
+			if at := clusterStart(f); at >= 0 {
+				// A file still shorter than that is read to its end: it
+				// matches only itself.
+				n := min(mediaIdentity, fi.Size()-at)
+				fmt.Fprintf(h, "clusters:%d\n", n)
+				src = io.NewSectionReader(f, at, n)
+			}
+		}
+		_, err = io.Copy(h, src)
 		f.Close()
 		if err != nil {
 			return "", err
@@ -159,6 +195,16 @@ func (r *runner) takeReused(ctx context.Context, key string, c Command) bool {
 	return true
 }
 
+// isKept reports whether every output of the job with key is kept.
+func (r *runner) isKept(key string, c Command) bool {
+	for _, out := range c.Outputs {
+		if fi, err := os.Stat(filepath.Join(r.reuse, key, filepath.Base(out))); err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
+
 // keepForReuse keeps a finished job's outputs under its key. The folder
 // appears whole or not at all (written aside, then renamed); a failure only
 // costs the reuse, and is logged.
@@ -197,4 +243,73 @@ func (r *runner) keep(ctx context.Context, key string, c Command) error {
 		return err
 	}
 	return nil
+}
+
+// Matroska element IDs (with their length markers) that clusterStart walks.
+const (
+	ebmlHeaderID = 0x1A45DFA3
+	segmentID    = 0x18538067
+	clusterID    = 0x1F43B675
+)
+
+// clusterStart is the offset of the first Cluster of a Matroska file, or −1
+// when r is not one or has no cluster in its first MiB.
+func clusterStart(r io.ReaderAt) int64 {
+	const limit = 1 << 20
+	var at int64
+	for at < limit {
+		id, n := readVint(r, at, true)
+		if n == 0 {
+			return -1
+		}
+		size, m := readVint(r, at+int64(n), false)
+		if m == 0 {
+			return -1
+		}
+		body := at + int64(n+m)
+		switch {
+		case id == clusterID:
+			return at
+		case id == segmentID:
+			at = body // into the segment, whose size may be unknown
+		case id == ebmlHeaderID && at == 0 || at > 0 && size >= 0:
+			at = body + size
+		default:
+			return -1 // not Matroska, or an element of unknown size
+		}
+	}
+	return -1
+}
+
+// readVint reads an EBML variable-size integer at off: an element ID (its
+// length marker kept) or a size (marker dropped; −1 for "unknown"). n is
+// its length, 0 when it cannot be read.
+func readVint(r io.ReaderAt, off int64, id bool) (v int64, n int) {
+	var b [8]byte
+	if _, err := r.ReadAt(b[:1], off); err != nil {
+		return 0, 0
+	}
+	n = bits.LeadingZeros8(b[0]) + 1
+	if n > 8 || id && n > 4 {
+		return 0, 0
+	}
+	if _, err := r.ReadAt(b[1:n], off+1); err != nil {
+		return 0, 0
+	}
+	if id {
+		for _, c := range b[:n] {
+			v = v<<8 | int64(c)
+		}
+		return v, n
+	}
+	v = int64(b[0] & (0xFF >> n))
+	unknown := v == int64(0xFF>>n)
+	for _, c := range b[1:n] {
+		v = v<<8 | int64(c)
+		unknown = unknown && c == 0xFF
+	}
+	if unknown {
+		return -1, n
+	}
+	return v, n
 }

@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -19,7 +20,8 @@ import (
 // them). The third runs FFmpeg for that window only and its output decodes
 // to exactly the frames of the first. A render stopped midway goes on from
 // its finished windows; a copy of the session elsewhere reuses them all; a
-// changed input (every segment remuxed) makes every window run again.
+// header patched in place reuses them all; changed media (every segment
+// re-encoded) makes every window run again.
 func TestReuseWindows(t *testing.T) {
 	t.Parallel()
 	ffmpeg, _ := requireFFmpeg(t)
@@ -151,20 +153,37 @@ func TestReuseWindows(t *testing.T) {
 		t.Errorf("render of the copy: %d frames, differs from the plain render's %d frames", len(got), len(want))
 	}
 
-	// Every segment's bytes change (remuxed with a title): nothing is reused.
-	var segs []string
-	err = filepath.WalkDir(session, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".webm") || strings.HasSuffix(p, ".mkv")) {
-			segs = append(segs, p)
+	segments := func() []string {
+		var segs []string
+		err := filepath.WalkDir(session, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".webm") || strings.HasSuffix(p, ".mkv")) {
+				segs = append(segs, p)
+			}
+			return err
+		})
+		if err != nil || len(segs) == 0 {
+			t.Fatalf("segments of the copy: %v %v", segs, err)
 		}
-		return err
-	})
-	if err != nil || len(segs) == 0 {
-		t.Fatalf("segments of the copy: %v %v", segs, err)
+		return segs
 	}
-	for _, p := range segs {
+	// Every segment's header changes (its title patched in place, as
+	// closing a recorded segment patches its size and duration): the media
+	// is the same, every window is reused.
+	for _, p := range segments() {
+		patchTitle(t, p)
+	}
+	render1("retitled", reuse)
+	if got := videoRuns(); got != 0 {
+		t.Errorf("render after the segments' headers changed ran %d video jobs, want 0", got)
+	}
+	// Every segment's media changes (re-encoded): nothing is reused.
+	for _, p := range segments() {
 		tmp := p + ".tmp" + filepath.Ext(p)
-		ffrun(t, "-i", p, "-map", "0", "-c", "copy", "-metadata", "title=changed", tmp)
+		codec := "libvpx"
+		if strings.HasSuffix(p, ".mkv") {
+			codec = "libx264"
+		}
+		ffrun(t, "-i", p, "-map", "0", "-c:v", codec, "-b:v", "300k", "-c:a", "copy", tmp)
 		if err := os.Rename(tmp, p); err != nil {
 			t.Fatal(err)
 		}
@@ -175,4 +194,24 @@ func TestReuseWindows(t *testing.T) {
 	}
 	t.Logf("%d windows of 2 s: %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, 0 for a copy of the session, %d after its segments changed; frames identical to a plain render",
 		windows, windows, windows-done, done, windows)
+}
+
+// patchTitle changes a Matroska file's header in place (the muxing
+// application's name, in the Info before the first cluster), as closing a
+// recorded segment patches its header.
+func patchTitle(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := bytes.Index(b, []byte{0x1F, 0x43, 0xB6, 0x75})
+	at := bytes.Index(b, []byte("Lavf"))
+	if at < 0 || cluster < 0 || at > cluster {
+		t.Fatalf("%s: no muxing application before the first cluster (at %d, cluster at %d)", path, at, cluster)
+	}
+	b[at+3] = 'g'
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -49,6 +49,16 @@ func LoadPlan(sessionDir string, opts Options) (*timeline.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render: %s: %w", dir, err)
 	}
+	plan, err := PlanOf(m, s, opts)
+	if err != nil {
+		return nil, fmt.Errorf("render: %s: %w", dir, err)
+	}
+	return plan, nil
+}
+
+// PlanOf is LoadPlan's plan of a manifest already read and placed (a
+// session being recorded, compacted from its journal).
+func PlanOf(m *timeline.Manifest, s *timeline.Sync, opts Options) (*timeline.Plan, error) {
 	profiles, err := parseProfiles(opts.Profiles)
 	if err != nil {
 		return nil, err
@@ -57,11 +67,7 @@ func LoadPlan(sessionDir string, opts Options) (*timeline.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := timeline.NewPlan(m, s, e, po)
-	if err != nil {
-		return nil, fmt.Errorf("render: %s: %w", dir, err)
-	}
-	return plan, nil
+	return timeline.NewPlan(m, s, e, po)
 }
 
 // sessionFolder accepts a session folder or its manifest file.

@@ -62,12 +62,9 @@ func runDemo(ctx context.Context, data string, length time.Duration, post *pipel
 	}
 	defer jobs.stop()
 	ended := make(chan capture.SessionEnded, 1)
-	rec, err := capture.New(capture.Config{
-		DataDir: data, Grace: 2 * time.Second, SegmentDuration: length / 2,
-		ICE:             capture.ICEConfig{LoopbackOnly: true},
-		OnSessionEnd:    func(ctx context.Context, s capture.SessionEnded) { jobs.SessionEnded(ctx, s); ended <- s },
-		OnSegmentClosed: jobs.SegmentClosed,
-	}, log)
+	cfg := capture.Config{DataDir: data, Grace: 2 * time.Second, SegmentDuration: length / 2, ICE: capture.ICEConfig{LoopbackOnly: true}}
+	jobs.wireCapture(&cfg, func(s capture.SessionEnded) { ended <- s })
+	rec, err := capture.New(cfg, log)
 	if err != nil {
 		return err
 	}

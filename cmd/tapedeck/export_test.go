@@ -301,7 +301,7 @@ func TestPostCallExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := postcall.New(ctx, nc, store, newRenderer(log, &renderStats{}, 0), postcall.Config{Node: "rec1", WorkDir: t.TempDir(),
+	p, err := postcall.New(ctx, nc, store, sessionRenderer{log: log, stats: &renderStats{}}, postcall.Config{Node: "rec1", WorkDir: t.TempDir(),
 		Renders: rc, RenderConcurrency: 1, RenderNice: -1, Webhook: hook.URL}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
+	"github.com/tapedeck/tapedeck/capture"
 	"github.com/tapedeck/tapedeck/postcall"
+	"github.com/tapedeck/tapedeck/prerender"
 	"github.com/tapedeck/tapedeck/render"
 	"github.com/tapedeck/tapedeck/timeline"
 )
@@ -40,6 +42,7 @@ type pipelineFlags struct {
 	uploadConcurrency int
 	uploadBacklog     int
 	cluster           clusterFlags // serve only
+	progressive       progressiveFlags
 }
 
 // pipelineRole says which flags a command has.
@@ -61,6 +64,7 @@ func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
 		fl.IntVar(&f.renderConcurrency, "render-concurrency", 1, "renders this process runs at once (0: leave renders to workers)")
 		fl.IntVar(&f.uploadConcurrency, "upload-concurrency", 2, "closed segments uploaded at once during calls")
 		fl.IntVar(&f.uploadBacklog, "upload-backlog", 1000, "closed segments waiting for upload at most; more wait for their session's job")
+		f.progressive.register(fl)
 	} else {
 		f.store.register(fl, "store", "where sessions are stored: the same as serve's --store (required)")
 		fl.StringVar(&f.nats, "nats", os.Getenv("TAPEDECK_NATS"), "the NATS server serve uses, nats://host:port (required; also $TAPEDECK_NATS)")
@@ -78,12 +82,14 @@ func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
 // pipelineRun is a running pipeline with its NATS connection (and embedded server).
 type pipelineRun struct {
 	*postcall.Pipeline
-	renders  *renderStats
-	cluster  *clusterRun // nil unless serve runs as a cluster node
-	nc       *nats.Conn
-	embedded *postcall.Embedded
-	cancel   context.CancelFunc
-	done     chan struct{}
+	renders *renderStats
+	cluster *clusterRun // nil unless serve runs as a cluster node
+	// prerender renders calls while they are recorded (nil: off).
+	prerender *prerender.Prerenderer
+	nc        *nats.Conn
+	embedded  *postcall.Embedded
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // startPipeline opens the store, starts or connects to NATS and runs the pipeline until stop. data
@@ -169,7 +175,22 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 		cfg.Parts, cfg.PartWait = r.cluster.parts(), f.cluster.partWait
 	}
 	r.renders = &renderStats{}
-	r.Pipeline, err = postcall.New(ctx, r.nc, store, newRenderer(log, r.renders, f.renderParallel), cfg, log)
+	renderer := sessionRenderer{log: log, stats: r.renders, parallel: f.renderParallel}
+	if role == roleRecorder && f.progressive.on && cfg.RenderConcurrency > 0 && !clustered {
+		if err := f.progressive.check(); err != nil {
+			r.close()
+			return nil, err
+		}
+		// The render after a call draws the windows the call did not.
+		renderer.window = f.progressive.window
+		if r.prerender, err = startPrerender(&f.progressive, cfg, renderer, cfg.RenderConcurrency, log); err != nil {
+			r.close()
+			return nil, err
+		}
+		// Segments stored during the call stay on disk until drawn.
+		cfg.Upload.Hold = r.prerender.Needs
+	}
+	r.Pipeline, err = postcall.New(ctx, r.nc, store, renderer, cfg, log)
 	if err != nil {
 		r.close()
 		return nil, err
@@ -190,8 +211,33 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 	return r, nil
 }
 
+// wireCapture hands the recorder's sessions to the pipeline: each call is
+// rendered while it is recorded (when on), and its post-call job enqueued
+// when it ends, then ended (if set) is told.
+func (r *pipelineRun) wireCapture(cfg *capture.Config, ended func(capture.SessionEnded)) {
+	cfg.OnSegmentClosed = r.SegmentClosed
+	pr := r.prerender
+	if pr != nil {
+		cfg.OnSessionStart = func(s capture.SessionStarted) { pr.Start(s.Room, s.Session, s.Dir) }
+	}
+	cfg.OnSessionEnd = func(ctx context.Context, s capture.SessionEnded) {
+		if pr != nil {
+			// The render after the call takes over from the windows
+			// rendered during it.
+			pr.Stop(s.Room, s.Session)
+		}
+		r.SessionEnded(ctx, s)
+		if ended != nil {
+			ended(s)
+		}
+	}
+}
+
 // stop stops taking jobs (jobs in progress are handed back to the queue) and closes NATS.
 func (r *pipelineRun) stop() {
+	if r.prerender != nil {
+		r.prerender.Close()
+	}
 	r.cluster.stop()
 	r.cancel()
 	<-r.done
@@ -207,12 +253,6 @@ func (r *pipelineRun) close() {
 	}
 }
 
-// newRenderer returns the renderer post-call jobs use: the render package's,
-// drawing parallel windows of a video at once (0: render's default).
-func newRenderer(log *slog.Logger, stats *renderStats, parallel int) postcall.Renderer {
-	return sessionRenderer{log: log, stats: stats, parallel: parallel}
-}
-
 // renderStats add up what this process rendered, for /metrics: output
 // seconds over wall seconds is the render speed.
 type renderStats struct {
@@ -226,6 +266,9 @@ type sessionRenderer struct {
 	log      *slog.Logger
 	stats    *renderStats
 	parallel int // windows drawn at once (0: render's default)
+	// window is the length of the video's windows (0: render's default),
+	// the same as the render during calls'.
+	window time.Duration
 }
 
 // options are the render options of spec, rendered into outDir.
@@ -233,7 +276,7 @@ func (r sessionRenderer) options(spec postcall.RenderSpec, outDir string) (rende
 	// The finished windows of the video are kept beside outDir (see postcall.Renderer): an
 	// attempt interrupted by a stop or a crash resumes from them.
 	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log,
-		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name), Parallel: r.parallel}
+		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name), Parallel: r.parallel, MaxJobDuration: r.window}
 	if spec.Profile != "" {
 		opts.Profiles = strings.Split(spec.Profile, ",")
 	}

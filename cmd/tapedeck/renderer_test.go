@@ -17,7 +17,7 @@ func TestPostCallRenderOptions(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "job", "out", "grid")
 	spec := postcall.RenderSpec{Name: "grid", Profile: "mp4-360p,mp4-720p", Layout: "grid", Nice: 12}
 	for _, parallel := range []int{0, 3} {
-		r := newRenderer(nil, nil, parallel).(sessionRenderer)
+		r := sessionRenderer{parallel: parallel}
 		opts, err := r.options(spec, out)
 		if err != nil {
 			t.Fatal(err)

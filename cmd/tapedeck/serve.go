@@ -172,7 +172,7 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	} else if n > 0 {
 		log.Info("post-call jobs enqueued for sessions of a previous run", "sessions", n)
 	}
-	cfg.OnSessionEnd, cfg.OnSegmentClosed = jobs.SessionEnded, jobs.SegmentClosed
+	jobs.wireCapture(&cfg, nil)
 	jobs.cluster.wire(&cfg)
 	rec, err := capture.New(cfg, log)
 	if err != nil {
@@ -180,7 +180,11 @@ func serve(ctx context.Context, ln net.Listener, cfg capture.Config, drain time.
 	}
 	jobs.cluster.attach(rec)
 	mux := http.NewServeMux()
-	healthHandlers(mux, rec, jobs.cluster.metrics(newMetrics(rec, jobs.Pipeline, jobs.renders)))
+	reg := newMetrics(rec, jobs.Pipeline, jobs.renders)
+	if jobs.prerender != nil {
+		reg.MustRegister(prerenderMetrics(jobs.prerender)...)
+	}
+	healthHandlers(mux, rec, jobs.cluster.metrics(reg))
 	controlAPI(mux, rec, jobs.Pipeline, cfg.DataDir, adminToken(), cfg.ICE.LoopbackOnly, log)
 	mux.Handle("/whip/", rec.Handler())
 	mux.Handle("/publish/", browser.Handler())

@@ -1,0 +1,315 @@
+package prerender_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/capture"
+	"github.com/tapedeck/tapedeck/capture/capturetest"
+	"github.com/tapedeck/tapedeck/examples/publisher"
+	"github.com/tapedeck/tapedeck/internal/marks"
+	"github.com/tapedeck/tapedeck/prerender"
+	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// Each participant in a fixed region of a 640×360 output, so that the
+// flashes of each can be found in the composite; placeholders (with names)
+// where one is away.
+const regions = `
+layouts:
+  - type: custom
+    regions:
+      - {x: 0, y: 0, width: 320, height: 180, lanes: [alice]}
+      - {x: 320, y: 0, width: 320, height: 180, lanes: [bob]}
+      - {x: 0, y: 180, width: 320, height: 180, lanes: [carol]}
+`
+
+var rects = map[string][4]int{"alice": {0, 0, 320, 180}, "bob": {320, 0, 320, 180}, "carol": {0, 180, 320, 180}}
+
+// TestProgressiveRender records a call while it is rendered in windows of
+// 2 s: alice throughout, bob joining late with his clock 3 s off, carol
+// leaving and coming back. After the call, the render of the session takes
+// the windows rendered during the call and draws only the rest; its output
+// equals, frame for frame in timing, a render of the same session that
+// reused nothing: the same frame count, every participant's flashes on the
+// same frames, the tones at the same instants.
+func TestProgressiveRender(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	log := testLogger(t)
+	dir := t.TempDir()
+	reuse := filepath.Join(dir, "windows")
+	edits, err := timeline.ParseEdits("regions.yaml", strings.NewReader(regions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: edits, Reuse: reuse, Nice: 10, Log: log,
+		MaxJobDuration: 2 * time.Second}
+	pr, err := prerender.New(prerender.Config{
+		Window: 2 * time.Second, Every: 500 * time.Millisecond, Margin: 500 * time.Millisecond,
+		Manifest: capture.Compact,
+		Options: func(room, session string) (render.Options, bool) {
+			o := opts
+			o.OutDir = filepath.Join(dir, "prerender")
+			return o, true
+		},
+		Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	var midCall []int // windows kept during the call, looked at every 500 ms
+	var mu sync.Mutex
+	ended := make(chan capture.SessionEnded, 1)
+	srv := capturetest.Start(t, capture.Config{
+		Grace:          1500 * time.Millisecond,
+		OnSessionStart: func(s capture.SessionStarted) { pr.Start(s.Room, s.Session, s.Dir) },
+		OnSessionEnd: func(_ context.Context, s capture.SessionEnded) {
+			pr.Stop(s.Room, s.Session)
+			ended <- s
+		},
+	}, log)
+
+	cfg := func(name, video string, d, offset time.Duration) publisher.Config {
+		return publisher.Config{Endpoint: srv.Base + "/whip/progressive", Participant: name, Video: video, Audio: true, Duration: d,
+			Width: 320, Height: 240, FPS: 25, MarkPeriod: 1040 * time.Millisecond, Bitrate: 400_000, ClockOffset: offset,
+			Seed: int64(len(name))}
+	}
+	type run struct {
+		join time.Duration
+		cfg  publisher.Config
+	}
+	runs := []run{
+		{0, cfg("alice", publisher.VP8, 14*time.Second, 0)},
+		{3 * time.Second, cfg("bob", publisher.H264, 10*time.Second, 3*time.Second)},
+		{500 * time.Millisecond, cfg("carol", publisher.VP8, 4*time.Second, 0)},
+		{8 * time.Second, cfg("carol", publisher.VP8, 5*time.Second, 0)}, // carol again
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, r := range runs {
+		if _, err := publisher.PrepareMedia(ctx, r.cfg, log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	errs := make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(r.join - time.Since(start))
+			_, errs[i] = publisher.Run(ctx, r.cfg, log)
+		}()
+	}
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			mu.Lock()
+			midCall = append(midCall, len(keptWindows(reuse)))
+			mu.Unlock()
+		}
+	}()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("publisher %s: %v", runs[i].cfg.Participant, err)
+		}
+	}
+	var sess capture.SessionEnded
+	select {
+	case sess = <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	close(stopWatch)
+	<-watched
+	st := pr.Stats()
+	kept := len(keptWindows(reuse))
+	t.Logf("during the call: windows kept over time %v; %d rendered (%d again after the sync model moved a source), %d deferred, %d failed",
+		midCall, st.Windows, st.Again, st.Deferred, st.Failed)
+	if st.Windows == 0 || kept == 0 {
+		t.Fatalf("no window rendered during the call (stats %+v)", st)
+	}
+	if st.Failed > 0 {
+		t.Errorf("%d windows failed during the call", st.Failed)
+	}
+
+	// The render after the call, through an FFmpeg that notes its runs.
+	calls := filepath.Join(dir, "calls.txt")
+	wrapper := filepath.Join(dir, "ffmpeg")
+	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\nexec " + ffmpeg + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	videoRuns := func() int {
+		b, _ := os.ReadFile(calls)
+		_ = os.Remove(calls)
+		return strings.Count(string(b), " video-")
+	}
+	post := opts
+	post.FFmpeg, post.OutDir, post.Parallel = wrapper, filepath.Join(dir, "post"), 2
+	began := time.Now()
+	outs, err := render.Session(ctx, sess.Dir, post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(began)
+	rendered := videoRuns()
+	plain := opts
+	plain.FFmpeg, plain.OutDir, plain.Reuse, plain.Parallel = wrapper, filepath.Join(dir, "plain"), "", 2
+	began = time.Now()
+	ref, err := render.Session(ctx, sess.Dir, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tookPlain := time.Since(began)
+	windows := videoRuns()
+	t.Logf("after the call: %d of %d windows rendered, %s (%s without the windows of the call) for %s of output",
+		rendered, windows, took.Round(time.Millisecond), tookPlain.Round(time.Millisecond), ref[0].Duration.Round(time.Millisecond))
+	// What the call could not render: its last seconds (the margin, the
+	// journal's lag, the window being drawn when it ended).
+	if rendered > 3 {
+		t.Errorf("the render after the call drew %d of its %d windows, want at most 3 (the last seconds)", rendered, windows)
+	}
+
+	got, want := outs[0].Path, ref[0].Path
+	gp, _, err := marks.Packets(got, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp, _, err := marks.Packets(want, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gp) != len(wp) {
+		t.Fatalf("progressive composite has %d frames, the post-call one %d", len(gp), len(wp))
+	}
+	for who, r := range rects {
+		fa := flashes(t, got, r)
+		fb := flashes(t, want, r)
+		if len(fa) < 3 {
+			t.Errorf("%s: %d flashes found in the composite, want at least 3", who, len(fa))
+		}
+		if fmt.Sprint(fa) != fmt.Sprint(fb) {
+			t.Errorf("%s: flashes at %v in the progressive composite, at %v in the post-call one", who, fa, fb)
+		}
+	}
+	ta, err := tones(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := tones(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ta) != len(tb) || len(ta) < 10 {
+		t.Fatalf("%d tones in the progressive composite, %d in the post-call one (want the same, at least 10)", len(ta), len(tb))
+	}
+	for i := range ta {
+		if d := math.Abs(ta[i] - tb[i]); d > 0.001 {
+			t.Errorf("tone %d at %.4f s, at %.4f s in the post-call composite", i, ta[i], tb[i])
+		}
+	}
+	same, total := sameFrames(t, got, want)
+	t.Logf("%d frames, %d of them identical in both composites; flashes and %d tones at the same instants", total, same, len(ta))
+}
+
+// keptWindows lists the windows kept in a reuse folder.
+func keptWindows(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// flashes are the instants (frame times) at which region r turns white.
+func flashes(t *testing.T, path string, r [4]int) []string {
+	t.Helper()
+	pts, luma, err := marks.LumaRegion(path, r[0]+r[2]*35/100, r[1]+r[3]/4, r[2]*30/100, r[3]/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range marks.Flashes(pts, luma) {
+		out = append(out, fmt.Sprintf("%.3f", f))
+	}
+	return out
+}
+
+func tones(path string) ([]float64, error) {
+	pcm, err := marks.PCM(path)
+	if err != nil {
+		return nil, err
+	}
+	return marks.Tones(pcm, 0.15), nil
+}
+
+// sameFrames counts the frames that decode identically in a and b.
+func sameFrames(t *testing.T, a, b string) (same, total int) {
+	t.Helper()
+	ha, hb := frameMD5(t, a), frameMD5(t, b)
+	for i := range min(len(ha), len(hb)) {
+		if ha[i] == hb[i] {
+			same++
+		}
+	}
+	return same, max(len(ha), len(hb))
+}
+
+func frameMD5(t *testing.T, path string) []string {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:v:0", "-f", "framemd5", "-").Output()
+	if err != nil {
+		t.Fatalf("framemd5 %s: %v", path, err)
+	}
+	var hashes []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		f := strings.Split(l, ",")
+		hashes = append(hashes, strings.TrimSpace(f[len(f)-1]))
+	}
+	return hashes
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("TAPEDECK_TEST_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: lvl}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
