@@ -385,7 +385,10 @@ func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, li
 			}
 		}
 	}
-	final := Frontier(m, s, p.cfg.Idle) - p.cfg.Margin
+	final, open := Frontier(m, s, p.cfg.Idle)
+	if open {
+		final -= p.cfg.Margin
+	}
 	if final <= 0 {
 		return render.Prerendered{}, final, ends, nil
 	}
@@ -415,24 +418,30 @@ const journalLag = 1500 * time.Millisecond
 
 // Frontier is the recording time (from the session's start) up to which the
 // media of a manifest compacted while the call goes on is final: the least,
-// over the tracks still being written and not idle for idle, of the
-// placed time of their last frame on disk; never past the journal's end
-// less the lag of its periodic records.
-func Frontier(m *timeline.Manifest, s *timeline.Sync, idle time.Duration) time.Duration {
-	end := m.EndUnixNS - int64(journalLag)
-	limit := end
+// over the tracks still being written and not idle for idle, of the placed
+// time of their last frame on disk, never past the journal's end less the lag
+// of its periodic records; open is false when no track is being written (the
+// call's publishers have all left), its media then final up to the journal's
+// end. A window drawn too early is still right: a later render sees its
+// inputs changed (a new joiner's tile) in its reuse key and draws it again.
+func Frontier(m *timeline.Manifest, s *timeline.Sync, idle time.Duration) (t time.Duration, open bool) {
+	limit := m.EndUnixNS - int64(journalLag)
 	for _, lane := range m.Lanes {
-		for _, t := range lane.Tracks {
-			k := len(t.Segments)
-			if k == 0 || t.Segments[k-1].Closed {
+		for _, tr := range lane.Tracks {
+			k := len(tr.Segments)
+			if k == 0 || tr.Segments[k-1].Closed {
 				continue
 			}
-			at, err := s.RecorderTime(t.ID, t.Segments[k-1].LastRTP)
+			open = true
+			at, err := s.RecorderTime(tr.ID, tr.Segments[k-1].LastRTP)
 			if err != nil || m.EndUnixNS-at > int64(idle) {
 				continue // not placed, or idle
 			}
 			limit = min(limit, at)
 		}
 	}
-	return time.Duration(limit - s.SessionStart())
+	if !open {
+		limit = m.EndUnixNS
+	}
+	return time.Duration(limit - s.SessionStart()), open
 }

@@ -33,6 +33,9 @@ type loadFlags struct {
 	data       string
 	keep       bool
 	every      time.Duration
+	// progressive lets serve render the call while it is recorded
+	// (otherwise renders are left to workers: the figures are capture's).
+	progressive bool
 }
 
 func newLoadtestCmd(g *globals) *cobra.Command {
@@ -61,6 +64,7 @@ packets it lost (sent by a publisher but never written), from /proc and the sess
 	fl.StringVar(&f.data, "data", "", "recording folder (default: a temporary folder, removed afterwards)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the recording")
 	fl.DurationVar(&f.every, "report-every", 0, "print the recorder's memory, goroutines and packets this often (a soak run)")
+	fl.BoolVar(&f.progressive, "progressive", false, "let serve render the call while it is recorded (niced, one window at a time, --progressive-cpu), and report what it rendered beside the packets lost")
 	return cmd
 }
 
@@ -172,9 +176,14 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 		}
 	}
 
-	// Renders are left to workers (none here): the figures are capture's.
+	// Renders are left to workers (none here) unless the call is rendered
+	// while it is recorded: the figures are capture's.
+	concurrency := "0"
+	if f.progressive {
+		concurrency = "1"
+	}
 	srv := exec.CommandContext(ctx, self, "serve", "--listen", addr, "--data", filepath.Join(data, "rec"),
-		"--store", "file://"+filepath.Join(data, "store"), "--render-concurrency", "0", "--grace", "2s", "--log-level", "warn")
+		"--store", "file://"+filepath.Join(data, "store"), "--render-concurrency", concurrency, "--grace", "2s", "--log-level", "warn")
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("loadtest: start serve: %w", err)
@@ -250,6 +259,7 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("loadtest: publishers: %w", err)
 	}
+	progressive := scrapePrefix(addr, "tapedeck_progressive_")
 	// End the recorder cleanly so the manifest is written.
 	_ = srv.Process.Signal(syscall.SIGTERM)
 	if err := srv.Wait(); err != nil {
@@ -304,6 +314,12 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 	fmt.Fprintf(out, "  lost by the recorder    %d never arrived or were given up (%.4f%%); kernel UDP receive-buffer drops on this machine: %d\n",
 		lost, 100*float64(lost)/float64(max(sent, 1)), drops1-drops0)
 	fmt.Fprintf(out, "  manifest                %s\n", mans[0])
+	if f.progressive {
+		fmt.Fprintf(out, "  rendered during the call %.0f windows (%.0f again), %.0f looks deferred for CPU, %.0f failed; %.1f s of final media not yet drawn at hang-up\n",
+			progressive["tapedeck_progressive_windows_total"], progressive["tapedeck_progressive_windows_again_total"],
+			progressive["tapedeck_progressive_deferred_total"], progressive["tapedeck_progressive_failed_total"],
+			progressive["tapedeck_progressive_behind_seconds"])
+	}
 	if len(series) >= 4 {
 		q := len(series) / 4
 		avg := func(ps []soakPoint, f func(soakPoint) float64) float64 {
@@ -357,6 +373,28 @@ func scrape(addr string) (goroutines, packets float64) {
 		}
 	}
 	return goroutines, packets
+}
+
+// scrapePrefix reads the metrics whose names start with prefix from /metrics.
+func scrapePrefix(addr, prefix string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 || !strings.HasPrefix(f[0], prefix) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out
 }
 
 // waitReady polls the WHIP endpoint until serve answers.

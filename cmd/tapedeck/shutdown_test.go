@@ -266,7 +266,9 @@ func TestSIGTERMDuringPostCallJob(t *testing.T) {
 		starts++
 		args := append([]string{"serve", "--listen", addr, "--data", data, "--grace", "2s", "--segment-duration", "2s",
 			"--store", "s3://calls/rec", "--webhook", hook.URL, "--renders", renders, "--job-ack-wait", "5s",
-			"--log-level", "info"}, s3flags...)
+			// Segments are deleted as soon as stored (the render during
+			// the call would keep them until drawn).
+			"--progressive=false", "--log-level", "info"}, s3flags...)
 		cmd := exec.Command(bin, args...)
 		cmd.Env = withS3
 		s := &serveRun{cmd: cmd, log: newLogLines(t, "serve#"+strconv.Itoa(starts)+": "), done: make(chan error, 1)}
