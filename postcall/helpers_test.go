@@ -107,6 +107,9 @@ type ffmpegRenderer struct {
 	mu    sync.Mutex
 	sums  map[string]string // output path -> SHA-256
 	nices []int             // niceness of each FFmpeg run, read from /proc
+	// rerenders says, render by render, whether the spec was marked a
+	// re-render.
+	rerenders []bool
 }
 
 func (r *ffmpegRenderer) Render(ctx context.Context, sessionDir string, spec postcall.RenderSpec, outDir string) ([]string, error) {
@@ -129,6 +132,9 @@ func (r *ffmpegRenderer) Render(ctx context.Context, sessionDir string, spec pos
 	if input == "" {
 		return nil, fmt.Errorf("no video in %s", sessionDir)
 	}
+	r.mu.Lock()
+	r.rerenders = append(r.rerenders, spec.Rerender)
+	r.mu.Unlock()
 	if r.markers != "" {
 		name := fmt.Sprintf("start-%d-%d", os.Getpid(), time.Now().UnixNano())
 		if err := os.WriteFile(filepath.Join(r.markers, name), nil, 0o644); err != nil {

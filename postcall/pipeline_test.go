@@ -3,6 +3,7 @@ package postcall_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -194,6 +195,20 @@ func TestCallStoredRenderedNotified(t *testing.T) {
 	if b := p.Backlog(); b.Files != 0 || b.Bytes != 0 {
 		t.Errorf("backlog after the job = %+v, want empty", b)
 	}
+
+	// A re-render an operator asks for reaches the renderer marked as one
+	// (it may use more CPUs); the render after the call was not.
+	if err := p.Rerender(ctx, s.Room, s.Session, []postcall.RenderSpec{{Name: "again"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = p.Wait(ctx, s.Room, s.Session); err != nil || st.Done.IsZero() {
+		t.Fatalf("re-render: %+v, %v", st, err)
+	}
+	renderer.mu.Lock()
+	if got, want := fmt.Sprint(renderer.rerenders), "[false true]"; got != want {
+		t.Errorf("renders marked as re-renders: %s, want %s", got, want)
+	}
+	renderer.mu.Unlock()
 }
 
 // checkStored reads the object back and compares its SHA-256, and the store's, with want.

@@ -42,6 +42,9 @@ type Job struct {
 	// Webhook is told when the session is stored and rendered ("" for none).
 	Webhook  string    `json:"webhook,omitempty"`
 	Enqueued time.Time `json:"enqueued"`
+	// Rerender marks a re-render an operator asked for (Pipeline.Rerender), not the render after the
+	// call: the renderer may give it more of the machine (RenderSpec.Rerender).
+	Rerender bool `json:"rerender,omitempty"`
 }
 
 // ID is "{room}/{session}".

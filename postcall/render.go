@@ -47,6 +47,9 @@ type RenderSpec struct {
 	// Nice is the niceness the renderer starts its processes with. It is set by the process that
 	// renders (Config.RenderNice) and never carried in a job.
 	Nice int `json:"-"`
+	// Rerender is set by the process that renders when the job is a re-render an operator asked for
+	// (Job.Rerender): nobody waits on a call's end for it, and the renderer may use more CPUs.
+	Rerender bool `json:"-"`
 }
 
 // Check reports what is wrong with an export spec (nothing for a render).

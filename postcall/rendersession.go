@@ -93,7 +93,7 @@ func (p *Pipeline) render1(ctx context.Context, j Job, spec RenderSpec, in, out 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("postcall: render %s: %w", spec.Name, err)
 	}
-	spec.Nice = p.cfg.RenderNice
+	spec.Nice, spec.Rerender = p.cfg.RenderNice, j.Rerender
 	if spec.Export != nil && spec.Export.Composite != "" {
 		if err := p.fetchComposite(ctx, j, spec.Export.Composite, in); err != nil {
 			return nil, err

@@ -31,7 +31,7 @@ func (p *Pipeline) Rerender(ctx context.Context, room, session string, specs []R
 	if !ok || st.Uploaded.IsZero() {
 		return fmt.Errorf("postcall: rerender %s/%s: %w", room, session, ErrNotStored)
 	}
-	j := Job{Room: room, Session: session, Node: st.Node, Renders: specs, Webhook: p.cfg.Webhook, Enqueued: time.Now().UTC()}
+	j := Job{Room: room, Session: session, Node: st.Node, Renders: specs, Webhook: p.cfg.Webhook, Enqueued: time.Now().UTC(), Rerender: true}
 	if err := j.validate(); err != nil {
 		return err
 	}

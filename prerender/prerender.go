@@ -285,14 +285,20 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 	rendered := map[int]bool{} // windows rendered during this call
 	var until time.Duration
 	waiting := false
-	tick := time.NewTicker(p.cfg.Every)
-	defer tick.Stop()
+	// A look compacts the whole journal and fits the sync model again: it
+	// costs in proportion to the call so far, so the next look waits until
+	// the next window can be final (the media on disk advances at the
+	// call's pace), never less than Every nor more than half a window.
+	wait := p.cfg.Every
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
+		wait = p.cfg.Every
 		for ctx.Err() == nil {
 			if p.overBudget() {
 				p.deferred.Add(1)
@@ -344,9 +350,13 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 				log.Debug("prerender: windows rendered", "windows", res.Rendered, "until", until, "final", final)
 			}
 			if len(res.Rendered) == 0 {
+				// At most half a window: when the last publisher leaves,
+				// the call's end becomes final at once.
+				wait = min(max(wait, until+p.cfg.Window-final), max(p.cfg.Every, p.cfg.Window/2))
 				break
 			}
 		}
+		timer.Reset(wait)
 	}
 }
 

@@ -87,38 +87,7 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 	s := &prog.settings
 	total := samplesOfFrames(prog.Frames, p.FPS)
 	g := newGraph()
-	var lanePads []string
-	for _, ln := range audioLanes(p, total) {
-		var segs []string
-		at := int64(0)
-		for i := range ln.Pieces {
-			pc := &ln.Pieces[i]
-			if pc.s0 > at {
-				segs = append(segs, silence(g, pc.s0-at))
-			}
-			segs = append(segs, audioSource(g, s, pc))
-			at = pc.s1
-		}
-		if total > at {
-			segs = append(segs, silence(g, total-at))
-		}
-		pad := segs[0]
-		if len(segs) > 1 {
-			pad = g.label("lane")
-			g.chain(segs, []string{fmt.Sprintf("concat=n=%d:v=0:a=1", len(segs))}, pad)
-		}
-		lanePads = append(lanePads, pad)
-	}
-	var mix string
-	switch len(lanePads) {
-	case 0:
-		mix = silence(g, total)
-	case 1:
-		mix = lanePads[0]
-	default:
-		mix = g.label("mix")
-		g.chain(lanePads, []string{fmt.Sprintf("amix=inputs=%d:duration=longest:dropout_transition=0:normalize=0", len(lanePads))}, mix)
-	}
+	mix := mixLanes(g, s, audioLanes(p, total), 0, total)
 	args := append(baseArgs(), "-copyts")
 	args = append(args, g.inputs...)
 	out := mix
@@ -143,6 +112,91 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 		Duration: prog.Duration, Measure: measure}
 }
 
+// mixLanes adds the mix of lanes over output samples [sa, sb) and returns
+// its pad: each lane's pieces within the span, silence between them, summed.
+func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
+	var lanePads []string
+	for _, ln := range lanes {
+		var segs []string
+		at := sa
+		for i := range ln.Pieces {
+			pc := ln.Pieces[i]
+			pc.s0, pc.s1 = max(pc.s0, sa), min(pc.s1, sb)
+			if pc.s1 <= pc.s0 {
+				continue
+			}
+			if pc.s0 > at {
+				segs = append(segs, silence(g, pc.s0-at))
+			}
+			segs = append(segs, audioSource(g, s, &pc))
+			at = pc.s1
+		}
+		if len(segs) == 0 {
+			continue // not heard in the span
+		}
+		if sb > at {
+			segs = append(segs, silence(g, sb-at))
+		}
+		pad := segs[0]
+		if len(segs) > 1 {
+			pad = g.label("lane")
+			g.chain(segs, []string{fmt.Sprintf("concat=n=%d:v=0:a=1", len(segs))}, pad)
+		}
+		lanePads = append(lanePads, pad)
+	}
+	switch len(lanePads) {
+	case 0:
+		return silence(g, sb-sa)
+	case 1:
+		return lanePads[0]
+	}
+	mix := g.label("mix")
+	g.chain(lanePads, []string{fmt.Sprintf("amix=inputs=%d:duration=longest:dropout_transition=0:normalize=0", len(lanePads))}, mix)
+	return mix
+}
+
+// Windowed audio (Settings.AudioWindows): the mix is drawn in the video's
+// windows, each its own command and file, kept and reused as the video's are
+// (so the render during a call draws it too); a last command joins them
+// into the mix (a stream copy, sample-exact) and measures the loudness of
+// the whole, from which the encodes bring it to the target.
+
+// audioWindowFile is the work-folder file of audio window i.
+func audioWindowFile(i int) string { return fmt.Sprintf("mix-%03d.wav", i) }
+
+// audioWindowList is the concat script of the audio windows.
+const audioWindowList = "mix.ffconcat"
+
+// audioWindows are the commands that mix the program's audio in the spans of
+// its video windows, and the command that joins and measures them.
+func audioWindows(p *timeline.Plan, prog *Program) (windows []Command, join Command) {
+	s := &prog.settings
+	total := samplesOfFrames(prog.Frames, p.FPS)
+	lanes := audioLanes(p, total)
+	var names []string
+	var durs []float64
+	for i, sp := range prog.audioSpans {
+		sa, sb := samplesOfFrames(sp.From, p.FPS), samplesOfFrames(sp.To, p.FPS)
+		g := newGraph()
+		mix := mixLanes(g, s, lanes, sa, sb)
+		args := append(baseArgs(), "-copyts")
+		args = append(args, g.inputs...)
+		out := audioWindowFile(i)
+		args = append(args, "-filter_complex", g.filter(), "-map", "["+mix+"]", "-c:a", "pcm_f32le", "-f", "wav", out)
+		windows = append(windows, Command{Name: fmt.Sprintf("audio %d/%d", i+1, len(prog.audioSpans)), Args: args, Files: g.files,
+			Outputs: []string{out}, Duration: time.Duration(float64(sb-sa) / sampleRate * float64(time.Second))})
+		names = append(names, out)
+		durs = append(durs, float64(sb-sa)/sampleRate)
+	}
+	args := append(baseArgs(), "-f", "concat", "-safe", "0", "-i", audioWindowList, "-map", "0:a", "-c:a", "copy", "-rf64", "auto", "-f", "wav", mixFile)
+	if !s.LoudnessOff {
+		args = append(args, "-map", "0:a", "-af", "ebur128=peak=sample:framelog=verbose", "-f", "null", "-")
+	}
+	join = Command{Name: "audio join", Args: args, Files: map[string]string{audioWindowList: ffconcat(names, durs)}, Outputs: []string{mixFile},
+		Duration: prog.Duration, Measure: !s.LoudnessOff}
+	return windows, join
+}
+
 // silence adds n samples of silence and returns its pad.
 func silence(g *graph, n int64) string {
 	pad := g.label("z")
@@ -158,6 +212,20 @@ func audioSource(g *graph, s *Settings, pc *audioPiece) string {
 	speed := pc.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
 		speed = 1
+	}
+	if q := s.audioQuantum; q > 0 {
+		// Placement (the output time of file time 0) and rate rounded, so
+		// that sources placed within the quantum make the same command
+		// (reuse keys).
+		place := pc.At.Seconds() - pc.Src.FileStart/speed
+		if long := float64(pc.s1-pc.s0) / sampleRate; math.Abs(speed-1) > speedTolerance && long > 0 {
+			step := q / long
+			speed = math.Round(speed/step) * step
+		}
+		snapped := *pc
+		snapped.Src.Speed = speed
+		snapped.Src.FileStart = (pc.At.Seconds() - math.Round(place/q)*q) * speed
+		pc = &snapped
 	}
 	n := pc.s1 - pc.s0
 	fs := pc.fileAt(float64(pc.s0) / sampleRate)

@@ -194,27 +194,10 @@ func checkVideo(t *testing.T, path string, fps timeline.Rational, want time.Dura
 // if set; at most n frames if n > 0) and returns their MD5s.
 func frameHashes(t testing.TB, path, ss string, n int) []string {
 	t.Helper()
-	ff, _ := requireFFmpeg(t)
-	args := []string{"-v", "error"}
-	if ss != "" {
-		args = append(args, "-ss", ss)
-	}
-	args = append(args, "-i", path, "-map", "0:v:0")
-	if n > 0 {
-		args = append(args, "-frames:v", strconv.Itoa(n))
-	}
-	args = append(args, "-f", "framemd5", "-")
-	out, err := exec.Command(ff, args...).Output()
+	requireFFmpeg(t)
+	hashes, err := marks.FrameMD5(path, ss, n)
 	if err != nil {
-		t.Fatalf("framemd5 %s: %v", path, err)
-	}
-	var hashes []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ",")
-		hashes = append(hashes, strings.TrimSpace(f[len(f)-1]))
+		t.Fatal(err)
 	}
 	return hashes
 }

@@ -30,8 +30,8 @@ type Prerendered struct {
 // render after the call draws only the rest. Windows kept already are not
 // rendered again; windows that end by from are not looked at (their files
 // may be gone from the session folder). It needs opts.Reuse and opts.MaxJobDuration, the windows'
-// length, which the later render must use too; it renders no audio and
-// leaves nothing in opts.OutDir. Windows run opts.Parallel at a time (0: one).
+// length, which the later render must use too; it renders the video's and
+// the audio's windows, and leaves nothing in opts.OutDir. Windows run opts.Parallel at a time (0: one).
 func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options, from, final time.Duration) (Prerendered, error) {
 	if opts.Reuse == "" || opts.MaxJobDuration <= 0 {
 		return Prerendered{}, errors.New("render: prerender: needs a reuse folder and a window length")
@@ -50,41 +50,58 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 	prog, r := rn.prog, rn.r
 	var res Prerendered
 	res.Windows = len(prog.Video)
-	if len(rn.keys) != len(prog.Video) {
+	if len(rn.keys) != len(prog.Video) || len(rn.audioKeys) != len(prog.AudioWindows) {
 		return res, nil // nothing can be kept under a key
 	}
 	first, last := frameAt(from, prog.FPS), frameAt(final, prog.FPS)
-	var jobs, keys []Command
-	var index []int
-	keyOf := make([]string, len(prog.Video))
-	for i := range prog.Video {
-		if prog.jobs[i].To > last {
-			break
-		}
-		res.Final++
-		if prog.jobs[i].To <= first {
-			res.Kept++
-			continue
-		}
-		keyOf[i] = r.reuseKey(ctx, rn.keys[i])
-		if keyOf[i] != "" && r.isKept(keyOf[i], prog.Video[i]) {
-			res.Kept++
-			continue
-		}
-		jobs, keys, index = append(jobs, prog.Video[i]), append(keys, rn.keys[i]), append(index, i)
+	// The windows of the video and those of the audio (which end on the
+	// same grid), each with the frame its output ends at.
+	type window struct {
+		c, key Command
+		to     int64
+		video  int // index among the video jobs, -1 for audio
+		name   string
 	}
-	if len(jobs) > 0 {
+	var all []window
+	for i := range prog.Video {
+		all = append(all, window{c: prog.Video[i], key: rn.keys[i], to: prog.jobs[i].To, video: i})
+	}
+	for i := range prog.AudioWindows {
+		all = append(all, window{c: prog.AudioWindows[i], key: rn.audioKeys[i], to: prog.audioSpans[i].To, video: -1})
+	}
+	var todo []window
+	for k := range all {
+		w := &all[k]
+		if w.to > last || w.to <= first {
+			continue
+		}
+		w.name = r.reuseKey(ctx, w.key)
+		if w.name != "" && r.isKept(w.name, w.c) {
+			continue
+		}
+		todo = append(todo, *w)
+	}
+	for _, w := range all {
+		if w.video >= 0 && w.to <= last {
+			res.Final++
+		}
+	}
+	if len(todo) > 0 {
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		var wg sync.WaitGroup
 		var once sync.Once
 		var firstErr error
 		fail := func(err error) { once.Do(func() { firstErr = err; cancel(err) }) }
+		jobs, keys := make([]Command, len(todo)), make([]Command, len(todo))
+		for k, w := range todo {
+			jobs[k], keys[k] = w.c, w.key
+		}
 		runVideo(ctx, r, jobs, keys, opts.Parallel, newProgress(nil, false, 0, nil), fail, &wg)
 		wg.Wait()
-		for _, i := range index {
-			if keyOf[i] != "" && r.isKept(keyOf[i], prog.Video[i]) {
-				res.Rendered = append(res.Rendered, i)
+		for _, w := range todo {
+			if w.video >= 0 && w.name != "" && r.isKept(w.name, w.c) {
+				res.Rendered = append(res.Rendered, w.video)
 			}
 		}
 		if firstErr != nil {
@@ -94,11 +111,20 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 			return res, fmt.Errorf("render: prerender: %w", context.Cause(ctx))
 		}
 	}
-	for i := range prog.Video {
-		if prog.jobs[i].To > first && (keyOf[i] == "" || !r.isKept(keyOf[i], prog.Video[i])) {
-			break
+	// Until: the end of the first run of windows kept (video and audio).
+	for _, w := range all {
+		if w.to <= first {
+			continue
 		}
-		res.Until = time.Duration(frameTime(prog.jobs[i].To, prog.FPS) * float64(time.Second))
+		if w.name == "" || !r.isKept(w.name, w.c) {
+			last = min(last, w.to-1)
+		}
 	}
+	for _, w := range all {
+		if w.video >= 0 && w.to <= last && (w.to <= first || w.name != "") {
+			res.Until = max(res.Until, time.Duration(frameTime(w.to, prog.FPS)*float64(time.Second)))
+		}
+	}
+	res.Kept = res.Final - len(res.Rendered)
 	return res, nil
 }

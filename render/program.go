@@ -55,6 +55,13 @@ type Settings struct {
 	// seconds: the program then names what a job draws with a tolerance,
 	// for the reuse keys (see reuse.go), and is not run.
 	placeQuantum float64
+	// audioQuantum does the same for audio sources (seconds), whose
+	// placement is heard to the sample.
+	audioQuantum float64
+	// AudioWindows mixes the audio in the video's windows, one command
+	// each, and joins them (what Render does: the windows are kept and
+	// reused as the video's are), instead of in one command.
+	AudioWindows bool
 }
 
 // Command is one FFmpeg run: its arguments (without the program name and
@@ -86,8 +93,11 @@ type Program struct {
 	Encodings []Encoding
 	// Video are the video jobs (independent, run in parallel).
 	Video []Command
-	// Audio is the audio mix (independent of the video jobs).
-	Audio Command
+	// Audio is the audio mix (independent of the video jobs); with
+	// windowed audio, the command that joins AudioWindows into the mix and
+	// measures it.
+	Audio        Command
+	AudioWindows []Command
 	// AudioOnly is set when the plan has no video lane at all: the video
 	// profiles were replaced by the audio profile.
 	AudioOnly bool
@@ -95,7 +105,9 @@ type Program struct {
 	settings Settings
 	profiles []Profile
 	jobs     []job
-	cues     []timeline.Cue
+	// audioSpans are the frames each of AudioWindows covers.
+	audioSpans []span
+	cues       []timeline.Cue
 }
 
 // Default job bounds.
@@ -147,6 +159,13 @@ func Compile(p *timeline.Plan, s Settings) (*Program, error) {
 		for i := range prog.jobs {
 			prog.Video = append(prog.Video, videoJob(p, prog, i))
 		}
+	}
+	if s.AudioWindows && len(prog.jobs) > 0 {
+		for from := int64(0); from < total; from += s.MaxJobFrames {
+			prog.audioSpans = append(prog.audioSpans, span{from, min(total, from+s.MaxJobFrames)})
+		}
+		prog.AudioWindows, prog.Audio = audioWindows(p, prog)
+		return prog, nil
 	}
 	prog.Audio = audioMix(p, prog)
 	return prog, nil

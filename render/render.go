@@ -38,6 +38,9 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	for _, c := range prog.Video {
 		pr.add(c.Name, c.Duration, weightVideo)
 	}
+	for _, c := range prog.AudioWindows {
+		pr.add(c.Name, c.Duration, weightAudio)
+	}
 	pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
 	for _, c := range prog.AudioEncodes(Loudness{}) {
 		pr.add(c.Name, c.Duration, weightEncode)
@@ -45,7 +48,7 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	for _, c := range prog.Mux() {
 		pr.add(c.Name, c.Duration, weightMux)
 	}
-	loud, err := runStage(ctx, r, prog, rn.keys, opts.parallel(), pr)
+	loud, err := runStage(ctx, r, prog, rn.keys, rn.audioKeys, opts.parallel(), pr)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +80,10 @@ type prepared struct {
 	// keys are the commands that name the video jobs for reuse (one per
 	// job of prog, placements rounded to a quarter frame), nil without
 	// reuse.
-	keys    []Command
-	cleanup func()
+	keys []Command
+	// audioKeys name prog.AudioWindows likewise.
+	audioKeys []Command
+	cleanup   func()
 }
 
 // prepare finds FFmpeg and the font, compiles the plan, and makes the work
@@ -135,20 +140,24 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 	settings := Settings{
 		SessionDir: sessionDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
 		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
+		AudioWindows: true,
 	}
 	prog, err := Compile(plan, settings)
 	if err != nil {
 		return nil, err
 	}
-	var keys []Command
+	var keys, audioKeys []Command
 	if opts.Reuse != "" && len(prog.Video) > 0 {
-		settings.placeQuantum = frameTime(1, plan.FPS) / 4
+		settings.placeQuantum, settings.audioQuantum = frameTime(1, plan.FPS)/4, audioPlaceQuantum
 		kp, err := Compile(plan, settings)
 		if err != nil {
 			return nil, err
 		}
 		if len(kp.Video) == len(prog.Video) {
 			keys = kp.Video
+		}
+		if len(kp.AudioWindows) == len(prog.AudioWindows) {
+			audioKeys = kp.AudioWindows
 		}
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -164,13 +173,19 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 		cleanup = func() {}
 	}
 	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork, reuse: opts.Reuse, build: &ffmpegBuild{session: sessionDir}}
-	return &prepared{log: log, prog: prog, r: r, outDir: outDir, keys: keys, cleanup: cleanup}, nil
+	return &prepared{log: log, prog: prog, r: r, outDir: outDir, keys: keys, audioKeys: audioKeys, cleanup: cleanup}, nil
 }
+
+// audioPlaceQuantum is how far (seconds) an audio source may move and its
+// kept window still be taken: half a millisecond, far under what is heard
+// as a change of lip sync, far over what a sync model refined during the
+// call moves (microseconds).
+const audioPlaceQuantum = 0.0005
 
 // runStage runs the video jobs (parallel at a time) and, beside them, the
 // audio mix and its encodes; it returns the mix's loudness. The first
 // failure cancels the rest.
-func runStage(ctx context.Context, r *runner, prog *Program, keys []Command, parallel int, pr *progress) (Loudness, error) {
+func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []Command, parallel int, pr *progress) (Loudness, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -188,6 +203,18 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys []Command, par
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// The audio's windows one after the other (cheap beside the
+		// video), then the mix.
+		for i, c := range prog.AudioWindows {
+			var key Command
+			if i < len(audioKeys) {
+				key = audioKeys[i]
+			}
+			if err := r.runKept(ctx, c, key, pr); err != nil {
+				fail(err)
+				return
+			}
+		}
 		c := prog.Audio
 		stderr, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) })
 		if err != nil {
@@ -240,23 +267,36 @@ func runVideo(ctx context.Context, r *runner, jobs, keys []Command, parallel int
 			if ctx.Err() != nil {
 				return
 			}
-			var key string
+			var key Command
 			if i < len(keys) {
-				key = r.reuseKey(ctx, keys[i])
+				key = keys[i]
 			}
-			if r.takeReused(ctx, key, c) {
-				r.log.Info("render: video job reused", "step", c.Name, "key", key)
-				pr.update(c.Name, c.Duration)
-				return
-			}
-			if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+			if err := r.runKept(ctx, c, key, pr); err != nil {
 				fail(err)
-				return
 			}
-			r.keepForReuse(ctx, key, c)
-			pr.update(c.Name, c.Duration)
 		}()
 	}
+}
+
+// runKept runs c, or takes its kept outputs when keyCmd (c with its sources'
+// placements rounded; zero: none) names a kept window, and keeps what it
+// runs.
+func (r *runner) runKept(ctx context.Context, c, keyCmd Command, pr *progress) error {
+	var key string
+	if keyCmd.Args != nil {
+		key = r.reuseKey(ctx, keyCmd)
+	}
+	if r.takeReused(ctx, key, c) {
+		r.log.Info("render: window reused", "step", c.Name, "key", key)
+		pr.update(c.Name, c.Duration)
+		return nil
+	}
+	if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+		return err
+	}
+	r.keepForReuse(ctx, key, c)
+	pr.update(c.Name, c.Duration)
+	return nil
 }
 
 // publish checks the work folder's outputs, then moves them into outDir,

@@ -20,7 +20,8 @@ import (
 //
 // A video job is one window of the output's frame grid, encoded with closed
 // GOPs, that the mux concatenates with a stream copy: the same job run again
-// writes the same frames. With Options.Reuse, each finished job's files are
+// writes the same frames. The audio is mixed in the same windows, as float
+// WAVs joined sample for sample (audioWindows in audio.go). With Options.Reuse, each finished job's files are
 // kept in that folder under the job's key, and a later render whose job has
 // the same key takes them instead of running FFmpeg: a render interrupted
 // after some of its windows (a crash, a stop) goes on from there when run
@@ -34,22 +35,26 @@ import (
 // post-call render's:
 //
 //   - The arguments are those of the job with every video source's placement
-//     rounded to a quarter of an output frame (Settings.placeQuantum): the
-//     sync model is refined as sender reports arrive and moves a source by
+//     rounded to a quarter of an output frame (Settings.placeQuantum), and
+//     every audio source's to half a millisecond (audioQuantum): the sync
+//     model is refined as sender reports arrive and moves a source by
 //     microseconds; a window is rendered again only when one of its sources
-//     moves past a quarter-frame step.
+//     moves past such a step.
 //   - A session file (the session's segments, named by their place in the
 //     session, so that a copy of the session elsewhere makes the same keys) is
 //     identified by its media, not its bytes: a Matroska segment grows at
 //     the end while it is recorded and has its header patched when it is
-//     closed (capture/mkv), so its identity is 64 KiB of its clusters, from
-//     the first one on (fewer: to its end), which neither changes. Other inputs (images, fonts)
-//     are hashed whole.
+//     closed (capture/mkv), so its identity is 4 KiB of its clusters, from
+//     the first one on (fewer: to its end), which neither changes. Other
+//     inputs (images, fonts) are hashed whole.
 //
 // A changed segment, edit, layout, profile or FFmpeg makes another key.
 
-// mediaIdentity is how many bytes of a session segment's clusters identify it.
-const mediaIdentity = 64 << 10
+// mediaIdentity is how many bytes of a session segment's clusters identify
+// it: compressed media, unique to the recording, and reached within half a
+// second even by an Opus track (about 8 KB/s), so that a window drawn during
+// the call's first seconds keeps its key.
+const mediaIdentity = 4 << 10
 
 // reuseKey is the key of c, or "" when reuse is off or the key cannot be made.
 func (r *runner) reuseKey(ctx context.Context, c Command) string {

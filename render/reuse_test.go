@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapedeck/tapedeck/internal/marks"
 	"github.com/tapedeck/tapedeck/render"
 )
 
@@ -34,13 +35,19 @@ func TestReuseWindows(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Windows run since the last call: the video's and the audio's.
+	var audioRan int
 	videoRuns := func() int {
 		b, _ := os.ReadFile(calls)
 		_ = os.Remove(calls)
 		n := 0
+		audioRan = 0
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, " video-") {
+			switch {
+			case strings.Contains(l, " video-"):
 				n++
+			case strings.Contains(l, " mix-"):
+				audioRan++
 			}
 		}
 		return n
@@ -78,14 +85,18 @@ func TestReuseWindows(t *testing.T) {
 
 	plain := render1("plain", "")
 	windows := videoRuns()
-	if windows < 3 {
-		t.Fatalf("%d video jobs, want at least 3 windows of 2 s", windows)
+	audioWindows := audioRan
+	if windows < 3 || audioWindows != windows {
+		t.Fatalf("%d video jobs and %d audio windows, want at least 3 windows of 2 s of each", windows, audioWindows)
 	}
+	// Counted from here on: every window, video and audio.
+	runs := func() int { return videoRuns() + audioRan }
+	windows += audioWindows
 	want := frameHashes(t, plain, "", 0)
 
 	render1("keeping", reuse)
-	if got := videoRuns(); got != windows {
-		t.Errorf("first render with reuse ran %d video jobs, want %d", got, windows)
+	if got := runs(); got != windows {
+		t.Errorf("first render with reuse ran %d windows, want %d", got, windows)
 	}
 	k := kept()
 	if len(k) != windows {
@@ -96,11 +107,24 @@ func TestReuseWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := render1("again", reuse)
-	if got := videoRuns(); got != 1 {
+	if got := runs(); got != 1 {
 		t.Errorf("render after one window was lost ran %d video jobs, want 1", got)
 	}
 	if got := frameHashes(t, again, "", 0); !slices.Equal(got, want) {
 		t.Errorf("render from reused windows: %d frames, differs from the plain render's %d frames", len(got), len(want))
+	}
+	// The audio, mixed window by window and joined, decodes to the same
+	// samples whether its windows were kept or drawn.
+	pa, err := marks.PCM(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := marks.PCM(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pa, pb) {
+		t.Errorf("render from reused windows: %d audio samples, differ from the plain render's %d", len(pb), len(pa))
 	}
 	if got := len(kept()); got != windows {
 		t.Errorf("%d windows kept after the second render, want %d", got, windows)
@@ -114,7 +138,6 @@ func TestReuseWindows(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() { _, err := renderCtx(ctx, "stopped", reuse); stopped <- err }()
-	var err error
 	for waiting := true; waiting; {
 		select {
 		case err = <-stopped:
@@ -129,10 +152,10 @@ func TestReuseWindows(t *testing.T) {
 	if err == nil {
 		t.Fatal("the stopped render did not stop")
 	}
-	videoRuns()
+	runs()
 	done := len(kept())
 	resumed := render1("resumed", reuse)
-	if got, want := videoRuns(), windows-done; got != want {
+	if got, want := runs(), windows-done; got != want {
 		t.Errorf("render after a stop with %d windows kept ran %d video jobs, want %d", done, got, want)
 	}
 	if got := frameHashes(t, resumed, "", 0); !slices.Equal(got, want) {
@@ -146,7 +169,7 @@ func TestReuseWindows(t *testing.T) {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
 	copied := render1("copied", reuse)
-	if got := videoRuns(); got != 0 {
+	if got := runs(); got != 0 {
 		t.Errorf("render of a copy of the session ran %d video jobs, want 0", got)
 	}
 	if got := frameHashes(t, copied, "", 0); !slices.Equal(got, want) {
@@ -173,7 +196,7 @@ func TestReuseWindows(t *testing.T) {
 		patchTitle(t, p)
 	}
 	render1("retitled", reuse)
-	if got := videoRuns(); got != 0 {
+	if got := runs(); got != 0 {
 		t.Errorf("render after the segments' headers changed ran %d video jobs, want 0", got)
 	}
 	// Every segment's media changes (re-encoded): nothing is reused.
@@ -189,11 +212,12 @@ func TestReuseWindows(t *testing.T) {
 		}
 	}
 	render1("changed", reuse)
-	if got := videoRuns(); got != windows {
-		t.Errorf("render after the segments changed ran %d video jobs, want %d", got, windows)
+	// Only the video was re-encoded: the audio windows are taken.
+	if got, want := runs(), windows-audioWindows; got != want {
+		t.Errorf("render after the video segments changed ran %d windows, want %d", got, want)
 	}
-	t.Logf("%d windows of 2 s: %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, 0 for a copy of the session, %d after its segments changed; frames identical to a plain render",
-		windows, windows, windows-done, done, windows)
+	t.Logf("%d windows of 2 s (video and audio): %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, 0 for a copy of the session, %d after its segments changed; frames identical to a plain render",
+		windows, windows, windows-done, done, windows-audioWindows)
 }
 
 // patchTitle changes a Matroska file's header in place (the muxing

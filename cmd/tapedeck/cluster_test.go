@@ -74,27 +74,14 @@ func (n *clusterNode) start() {
 		}
 	}
 	cmd.Env = append(env, "TAPEDECK_WEBHOOK_SECRET=c1uster")
-	s := &serveRun{cmd: cmd, log: newLogLines(t, fmt.Sprintf("%s#%d: ", n.name, n.starts)), done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = logWriter{t}, s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		s.log.exited()
-		s.done <- err
-		close(exited)
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	n.run = s
+	n.run = startServeRun(t, cmd, fmt.Sprintf("%s#%d: ", n.name, n.starts))
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if resp, err := http.Get(n.base + "/healthz"); err == nil {
 			resp.Body.Close()
 			return
 		}
 		select {
-		case err := <-s.done:
+		case err := <-n.run.done:
 			t.Fatalf("%s exited at start: %v", n.name, err)
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type pipelineFlags struct {
 	renders           string
 	renderConcurrency int
 	renderParallel    int
+	rerenderParallel  int
 	renderNice        int
 	work              string
 	ackWait           time.Duration
@@ -73,6 +75,7 @@ func (f *pipelineFlags) register(fl *pflag.FlagSet, role pipelineRole) {
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (also $TAPEDECK_WEBHOOK_SECRET)")
 	fl.IntVar(&f.renderNice, "render-nice", postcall.DefaultRenderNice, "niceness of render processes, 1 to 19 (0: none)")
 	fl.IntVar(&f.renderParallel, "render-parallel", 0, "windows of the video (3 minutes each) a render draws at once (0: a quarter of the CPUs, at least 1; x264 runs several threads per window)")
+	fl.IntVar(&f.rerenderParallel, "rerender-parallel", 0, "windows a re-render (asked with the API or the console, with other edits or layout) draws at once (0: half the CPUs, at least 1: nobody is waiting on a call's end)")
 	fl.StringVar(&f.work, "work", "", "scratch folder for renders (default: DATA/.work for serve, a temporary folder for worker)")
 	fl.DurationVar(&f.ackWait, "job-ack-wait", postcall.DefaultAckWait, "a job not heard from for this long goes to another process")
 	fl.IntVar(&f.maxDeliver, "job-max-deliver", postcall.DefaultMaxDeliver, "attempts at a job before it fails")
@@ -100,6 +103,9 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 	}
 	if f.renderParallel < 0 {
 		return nil, usageError("--render-parallel %d: want 0 (the default) or more", f.renderParallel)
+	}
+	if f.rerenderParallel < 0 {
+		return nil, usageError("--rerender-parallel %d: want 0 (the default) or more", f.rerenderParallel)
 	}
 	cfg := postcall.Config{
 		RenderConcurrency: f.renderConcurrency, RenderNice: f.renderNice, WorkDir: f.work,
@@ -175,7 +181,7 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 		cfg.Parts, cfg.PartWait = r.cluster.parts(), f.cluster.partWait
 	}
 	r.renders = &renderStats{}
-	renderer := sessionRenderer{log: log, stats: r.renders, parallel: f.renderParallel}
+	renderer := sessionRenderer{log: log, stats: r.renders, parallel: f.renderParallel, rerenderParallel: f.rerenderParallel}
 	if role == roleRecorder && f.progressive.on && cfg.RenderConcurrency > 0 && !clustered {
 		if err := f.progressive.check(); err != nil {
 			r.close()
@@ -266,6 +272,9 @@ type sessionRenderer struct {
 	log      *slog.Logger
 	stats    *renderStats
 	parallel int // windows drawn at once (0: render's default)
+	// rerenderParallel is the windows a re-render draws at once (0: half
+	// the CPUs).
+	rerenderParallel int
 	// window is the length of the video's windows (0: render's default),
 	// the same as the render during calls'.
 	window time.Duration
@@ -277,6 +286,12 @@ func (r sessionRenderer) options(spec postcall.RenderSpec, outDir string) (rende
 	// attempt interrupted by a stop or a crash resumes from them.
 	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log,
 		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name), Parallel: r.parallel, MaxJobDuration: r.window}
+	if spec.Rerender {
+		opts.Parallel = r.rerenderParallel
+		if opts.Parallel == 0 {
+			opts.Parallel = max(1, runtime.NumCPU()/2)
+		}
+	}
 	if spec.Profile != "" {
 		opts.Profiles = strings.Split(spec.Profile, ",")
 	}

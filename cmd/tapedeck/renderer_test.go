@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapedeck/tapedeck/postcall"
 )
@@ -30,6 +32,27 @@ func TestPostCallRenderOptions(t *testing.T) {
 		}
 		if got, want := strings.Join(opts.Profiles, ","), spec.Profile; got != want || opts.Nice != 12 || opts.OutDir != out {
 			t.Errorf("options %+v do not follow the spec", opts)
+		}
+	}
+	// A re-render an operator asked for: half the CPUs unless
+	// --rerender-parallel says; the render during the call's windows.
+	for _, rp := range []int{0, 5} {
+		r := sessionRenderer{parallel: 1, rerenderParallel: rp, window: 10 * time.Second}
+		re := spec
+		re.Rerender = true
+		opts, err := r.options(re, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := rp
+		if rp == 0 {
+			want = max(1, runtime.NumCPU()/2)
+		}
+		if got := opts.Parallel; got != want {
+			t.Errorf("--rerender-parallel %d: a re-render draws %d windows at once, want %d", rp, got, want)
+		}
+		if got := opts.MaxJobDuration; got != 10*time.Second {
+			t.Errorf("windows of %v, want those of the render during the call (10s)", got)
 		}
 	}
 	f := &pipelineFlags{renderConcurrency: 1, renderParallel: -1}

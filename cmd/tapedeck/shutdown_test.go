@@ -114,6 +114,26 @@ type serveRun struct {
 	done chan error
 }
 
+// startServeRun starts cmd (a tapedeck serve) with its stderr kept as log lines prefixed by
+// prefix, and kills it when the test ends.
+func startServeRun(t *testing.T, cmd *exec.Cmd, prefix string) *serveRun {
+	t.Helper()
+	s := &serveRun{cmd: cmd, log: newLogLines(t, prefix), done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = logWriter{t}, s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		err := cmd.Wait() // returns once stderr is copied
+		s.log.exited()
+		s.done <- err
+		close(exited)
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	return s
+}
+
 // sigterm sends SIGTERM and returns how long serve took to exit; it must exit with status 0.
 func (s *serveRun) sigterm(t *testing.T) time.Duration {
 	t.Helper()
@@ -271,19 +291,7 @@ func TestSIGTERMDuringPostCallJob(t *testing.T) {
 			"--progressive=false", "--log-level", "info"}, s3flags...)
 		cmd := exec.Command(bin, args...)
 		cmd.Env = withS3
-		s := &serveRun{cmd: cmd, log: newLogLines(t, "serve#"+strconv.Itoa(starts)+": "), done: make(chan error, 1)}
-		cmd.Stdout, cmd.Stderr = logWriter{t}, s.log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() {
-			err := cmd.Wait() // returns once stderr is copied
-			s.log.exited()
-			s.done <- err
-			close(exited)
-		}()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+		s := startServeRun(t, cmd, "serve#"+strconv.Itoa(starts)+": ")
 		s.log.wait(30*time.Second, "tapedeck serving")
 		return s
 	}

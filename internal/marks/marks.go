@@ -44,6 +44,38 @@ func DecodeStrict(path string) error {
 	return nil
 }
 
+// FrameMD5 returns the MD5 of every decoded frame of the file's first video
+// stream (FFmpeg's framemd5), from ss (an -ss argument, "" for the start),
+// at most n frames (0: all): two files with the same list decode to the same
+// pictures.
+func FrameMD5(path, ss string, n int) ([]string, error) {
+	ff, _, err := Tools()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-v", "error"}
+	if ss != "" {
+		args = append(args, "-ss", ss)
+	}
+	args = append(args, "-i", path, "-map", "0:v:0")
+	if n > 0 {
+		args = append(args, "-frames:v", strconv.Itoa(n))
+	}
+	out, err := exec.Command(ff, append(args, "-f", "framemd5", "-")...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("marks: framemd5 %s: %w", path, err)
+	}
+	var hashes []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ",")
+		hashes = append(hashes, strings.TrimSpace(f[len(f)-1]))
+	}
+	return hashes, nil
+}
+
 // Packets returns the pts (seconds) and keyframe flags of every packet of
 // the file's first stream of the given kind ("v" or "a"; "" for stream 0).
 func Packets(path, kind string) (pts []float64, key []bool, err error) {
