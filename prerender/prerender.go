@@ -282,6 +282,12 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 		return
 	}
 	opts.Log = log
+	// Who is the active speaker at an instant depends on the levels that
+	// follow it.
+	var lookAhead time.Duration
+	if speakerLayout(opts) {
+		lookAhead = timeline.SpeakerLookAhead
+	}
 	rendered := map[int]bool{} // windows rendered during this call
 	var until time.Duration
 	waiting := false
@@ -309,7 +315,7 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 			case <-ctx.Done():
 				return
 			}
-			res, final, ends, err := p.step(ctx, l, opts, until+p.cfg.Window)
+			res, final, ends, err := p.step(ctx, l, opts, until+p.cfg.Window, lookAhead)
 			<-p.sem
 			var early errNotYet
 			switch {
@@ -373,7 +379,7 @@ func (p *Prerenderer) overBudget() bool {
 // step renders the final windows that end by limit; final is where the
 // final media ends, ends the output time of each closed segment's last
 // frame.
-func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, limit time.Duration) (render.Prerendered, time.Duration, map[string]time.Duration, error) {
+func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, limit, lookAhead time.Duration) (render.Prerendered, time.Duration, map[string]time.Duration, error) {
 	m, err := p.cfg.Manifest(l.dir)
 	if err != nil {
 		return render.Prerendered{}, 0, nil, errNotYet{err}
@@ -397,7 +403,7 @@ func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, li
 	}
 	final, open := Frontier(m, s, p.cfg.Idle)
 	if open {
-		final -= p.cfg.Margin
+		final -= p.cfg.Margin + lookAhead
 	}
 	if final <= 0 {
 		return render.Prerendered{}, final, ends, nil
@@ -411,6 +417,21 @@ func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, li
 	// checks them against the final sync model.
 	res, err := render.Prerender(ctx, plan, l.dir, opts, max(0, limit-2*p.cfg.Window), min(final, limit))
 	return res, final, ends, err
+}
+
+// speakerLayout reports whether opts show the active speaker at some point.
+func speakerLayout(opts render.Options) bool {
+	if opts.Layout != "" {
+		return opts.Layout == timeline.LayoutSpeaker
+	}
+	if opts.Edits != nil {
+		for _, l := range opts.Edits.Layouts {
+			if l.Type == timeline.LayoutSpeaker {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // errNotYet is a session that cannot be planned from what is recorded so

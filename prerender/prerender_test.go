@@ -43,15 +43,27 @@ var rects = map[string][4]int{"alice": {0, 0, 320, 180}, "bob": {320, 0, 320, 18
 // equals, frame for frame in timing, a render of the same session that
 // reused nothing: the same frame count, every participant's flashes on the
 // same frames, the tones at the same instants.
+//
+// In the speaker layout (who is shown decided from the audio levels, looking
+// 2 s ahead), the flashes cannot be told apart: there the composites must
+// decode to the same pictures.
 func TestProgressiveRender(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	t.Run("regions", func(t *testing.T) { progressiveCall(t, "regions.yaml", regions, true) })
+	t.Run("speaker", func(t *testing.T) { progressiveCall(t, "speaker.yaml", "layouts:\n  - type: speaker\n", false) })
+}
+
+func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bool) {
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatal(err)
 	}
 	log := testLogger(t)
 	dir := t.TempDir()
 	reuse := filepath.Join(dir, "windows")
-	edits, err := timeline.ParseEdits("regions.yaml", strings.NewReader(regions))
+	edits, err := timeline.ParseEdits(editsName, strings.NewReader(editsText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +221,9 @@ func TestProgressiveRender(t *testing.T) {
 		t.Fatalf("progressive composite has %d frames, the post-call one %d", len(gp), len(wp))
 	}
 	for who, r := range rects {
+		if !regionsLayout {
+			break
+		}
 		fa := flashes(t, got, r)
 		fb := flashes(t, want, r)
 		if len(fa) < 3 {
@@ -236,6 +251,12 @@ func TestProgressiveRender(t *testing.T) {
 	}
 	same, total := sameFrames(t, got, want)
 	t.Logf("%d frames, %d of them identical in both composites; flashes and %d tones at the same instants", total, same, len(ta))
+	// A window drawn during the call with sources placed within a quarter
+	// frame of the final ones may, rarely, show a source frame one off
+	// where a frame's instant falls between the two placements.
+	if !regionsLayout && same < total*99/100 {
+		t.Errorf("%d of %d frames identical in both composites, want at least 99 %%", same, total)
+	}
 }
 
 // keptWindows lists the windows kept in a reuse folder.

@@ -157,9 +157,10 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 
 // Windowed audio (Settings.AudioWindows): the mix is drawn in the video's
 // windows, each its own command and file, kept and reused as the video's are
-// (so the render during a call draws it too); a last command joins them
-// into the mix (a stream copy, sample-exact) and measures the loudness of
-// the whole, from which the encodes bring it to the target.
+// (so the render during a call draws it too); a last command reads them
+// joined (the concat demuxer: sample for sample) and measures the loudness of
+// the whole, from which the encodes, reading them joined too, bring it to the
+// target.
 
 // audioWindowFile is the work-folder file of audio window i.
 func audioWindowFile(i int) string { return fmt.Sprintf("mix-%03d.wav", i) }
@@ -188,13 +189,24 @@ func audioWindows(p *timeline.Plan, prog *Program) (windows []Command, join Comm
 		names = append(names, out)
 		durs = append(durs, float64(sb-sa)/sampleRate)
 	}
-	args := append(baseArgs(), "-f", "concat", "-safe", "0", "-i", audioWindowList, "-map", "0:a", "-c:a", "copy", "-rf64", "auto", "-f", "wav", mixFile)
+	// The encodes read the windows through the same script: the whole mix
+	// is never written out.
+	prog.audioList = ffconcat(names, durs)
+	args := append(baseArgs(), audioWindowsInput()...)
+	args = append(args, "-map", "0:a")
 	if !s.LoudnessOff {
-		args = append(args, "-map", "0:a", "-af", "ebur128=peak=sample:framelog=verbose", "-f", "null", "-")
+		args = append(args, "-af", "ebur128=peak=sample:framelog=verbose")
 	}
-	join = Command{Name: "audio join", Args: args, Files: map[string]string{audioWindowList: ffconcat(names, durs)}, Outputs: []string{mixFile},
+	args = append(args, "-f", "null", "-")
+	join = Command{Name: "audio join", Args: args, Files: map[string]string{audioWindowList: prog.audioList},
 		Duration: prog.Duration, Measure: !s.LoudnessOff}
 	return windows, join
+}
+
+// audioWindowsInput reads the audio windows as one stream, sample for
+// sample.
+func audioWindowsInput() []string {
+	return []string{"-f", "concat", "-safe", "0", "-i", audioWindowList}
 }
 
 // silence adds n samples of silence and returns its pad.

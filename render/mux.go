@@ -59,13 +59,18 @@ func (p *Program) AudioEncodes(l Loudness) []Command {
 	}
 	encode := func(name, out string, codec ...string) Command {
 		args := append(baseArgs(), "-i", mixFile)
+		var files map[string]string
+		if len(p.AudioWindows) > 0 {
+			args = append(baseArgs(), audioWindowsInput()...)
+			files = map[string]string{audioWindowList: p.audioList}
+		}
 		if len(af) > 0 {
 			args = append(args, "-af", strings.Join(af, ","))
 		}
 		args = append(args, "-vn")
 		args = append(args, codec...)
 		args = append(args, "-ar", "48000", "-ac", "2", out)
-		return Command{Name: name, Args: args, Outputs: []string{out}, Duration: p.Duration}
+		return Command{Name: name, Args: args, Files: files, Outputs: []string{out}, Duration: p.Duration}
 	}
 	var cmds []Command
 	if aac {

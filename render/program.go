@@ -105,8 +105,10 @@ type Program struct {
 	settings Settings
 	profiles []Profile
 	jobs     []job
-	// audioSpans are the frames each of AudioWindows covers.
+	// audioSpans are the frames each of AudioWindows covers; audioList is
+	// the concat script that joins them.
 	audioSpans []span
+	audioList  string
 	cues       []timeline.Cue
 }
 

@@ -36,6 +36,11 @@ const (
 	quietLevel       = 60
 )
 
+// SpeakerLookAhead is how far past an instant the audio levels decide who
+// the active speaker is then: a speaker layout of a call being recorded is
+// final that much behind its audio.
+const SpeakerLookAhead = speakerLookAhead
+
 // speakerChange: from at on, the active speaker is participant ("": none).
 type speakerChange struct {
 	at          time.Duration
