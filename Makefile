@@ -58,12 +58,16 @@ demo:
 		wait $$deps || exit 1; exit $$built
 	$(BIN)/tapedeck demo --data demo
 
-## bench: capture path figures (per packet, and a loopback load run), then the render of a 4-participant
-## 5-minute 720p30 call against a hand-written xstack+amix FFmpeg command; prints a report
+## bench: capture path figures (per packet, and loopback load runs without and with the render during the
+## call), the render of a 4-participant 5-minute 720p30 call against a hand-written xstack+amix FFmpeg
+## command, and how long after calls of 2, 10 and 30 minutes the composite is stored with the render during
+## the call and without (about an hour and a half on 2 CPUs); prints a report
 bench: deps-demo $(NATS_SERVER)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
+	$(BIN)/tapedeck loadtest --publishers 20 --duration 30s --progressive --log-level warn
 	$(GO) test -run '^$$' -bench Render -benchtime 1x -count=1 -timeout 60m ./render
+	$(GO) test -run '^$$' -bench Availability -benchtime 1x -count=1 -timeout 150m ./render
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count=1 ./cluster
 
 ## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
