@@ -3,7 +3,6 @@ package render
 import (
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
 )
 
@@ -161,29 +160,15 @@ func (p *Program) muxFile(pr Profile) Command {
 		if subs {
 			args = append(args, "-c:s", "mov_text", "-metadata:s:s:0", "language=und")
 		}
-		args = append(args, p.moovFirst(p.Frames)...)
-		args = append(args, "-f", "mp4", out)
+		args = append(args, "-movflags", "+faststart", "-f", "mp4", out)
 	}
 	return Command{Args: args, Files: files, Outputs: []string{out}}
-}
-
-// moovFirst are the options that put an MP4's index (moov) before its media,
-// so that players start and seek without reading to the end: space is
-// reserved for it at the start of the file (a generous bound: the index
-// takes about 15 bytes per sample; 40 are reserved, plus 64 KiB), which
-// spares the second pass over the whole file that +faststart makes (1.4 s
-// after a 10-minute call). videoFrames is 0 for audio alone.
-func (p *Program) moovFirst(videoFrames int64) []string {
-	samples := videoFrames + samplesOfFrames(p.Frames, p.FPS)/1024 + 8 + 2*int64(len(p.cues)) + 2
-	return []string{"-moov_size", strconv.FormatInt(64<<10+40*samples, 10)}
 }
 
 // muxAudio writes the encoded mix alone as an M4A file.
 func (p *Program) muxAudio() Command {
 	out := path.Join(outDirName, OutputName(ProfileAudio))
-	args := append(baseArgs(), "-i", aacFile, "-map", "0:a", "-c", "copy")
-	args = append(args, p.moovFirst(0)...)
-	args = append(args, "-f", "mp4", out)
+	args := append(baseArgs(), "-i", aacFile, "-map", "0:a", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", out)
 	return Command{Args: args, Outputs: []string{out}}
 }
 
