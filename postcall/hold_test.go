@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,21 +23,8 @@ func TestUploadHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "standup", "20261123T120000Z-aaaaaa")
-	rel := "tracks/alice/video-t1-000.webm"
-	file := filepath.Join(dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	data := storagetest.RandomBytes(3, 100_000)
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	journal := `{"type":"session","at_unix_ns":1,"room":"standup","session":"20261123T120000Z-aaaaaa"}` + "\n" +
-		`{"type":"segment_close","at_unix_ns":2,"track":"t1","segment":{"index":0,"path":"` + rel + `","first_rtp":0,"first_arrival_unix_ns":1}}` + "\n"
-	if err := os.WriteFile(filepath.Join(dir, capture.JournalName), []byte(journal), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, rel, file := closedSegment(t, data)
 	want := sha256File(t, file)
 	var held atomic.Bool
 	held.Store(true)

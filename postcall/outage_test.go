@@ -51,21 +51,8 @@ func TestSegmentUploadSurvivesS3Outage(t *testing.T) {
 	})
 
 	// A session folder with one closed segment of 4 parts, recorded closed in the journal.
-	dir := filepath.Join(t.TempDir(), "standup", "20261123T120000Z-aaaaaa")
-	rel := "tracks/alice/video-t1-000.webm"
-	file := filepath.Join(dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	data := storagetest.RandomBytes(7, 3*storage.MinPartSize+12345)
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	journal := `{"type":"session","at_unix_ns":1,"room":"standup","session":"20261123T120000Z-aaaaaa"}` + "\n" +
-		`{"type":"segment_close","at_unix_ns":2,"track":"t1","segment":{"index":0,"path":"` + rel + `","first_rtp":0,"first_arrival_unix_ns":1}}` + "\n"
-	if err := os.WriteFile(filepath.Join(dir, capture.JournalName), []byte(journal), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, rel, file := closedSegment(t, data)
 	want := sha256File(t, file)
 
 	u := postcall.NewUploader(store, postcall.UploadConfig{RetryMin: 200 * time.Millisecond, RetryMax: time.Second}, testLogger(t))
@@ -113,4 +100,26 @@ func TestSegmentUploadSurvivesS3Outage(t *testing.T) {
 	if err != nil || !strings.Contains(string(ledger), want) {
 		t.Errorf("ledger does not record the upload (%v): %s", err, ledger)
 	}
+}
+
+// closedSegment writes a session folder (room standup) holding one segment
+// with data, recorded closed in its journal, and returns the folder, the
+// segment's path in it and its file.
+func closedSegment(t *testing.T, data []byte) (dir, rel, file string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "standup", "20261123T120000Z-aaaaaa")
+	rel = "tracks/alice/video-t1-000.webm"
+	file = filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	journal := `{"type":"session","at_unix_ns":1,"room":"standup","session":"20261123T120000Z-aaaaaa"}` + "\n" +
+		`{"type":"segment_close","at_unix_ns":2,"track":"t1","segment":{"index":0,"path":"` + rel + `","first_rtp":0,"first_arrival_unix_ns":1}}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, capture.JournalName), []byte(journal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, rel, file
 }
