@@ -116,12 +116,12 @@ type live struct {
 	room, session, dir string
 	cancel             context.CancelFunc
 	done               chan struct{}
-	behind             atomic.Int64 // ns
 
-	mu    sync.Mutex
-	ends  map[string]time.Duration // closed segment path → output time of its last frame
-	until time.Duration            // every window before is kept
-	off   bool                     // given up or not prerendered: needs nothing
+	mu     sync.Mutex
+	ends   map[string]time.Duration // closed segment path → output time of its last frame
+	until  time.Duration            // every window before is kept
+	behind time.Duration            // final media not yet drawn, at the last look
+	off    bool                     // given up or not prerendered: needs nothing
 }
 
 // needs reports whether the file at rel may still be read by a window.
@@ -138,20 +138,29 @@ func (l *live) needs(rel string, window time.Duration) bool {
 	return !ok || end+3*window > l.until
 }
 
-// progress records what a look found.
-func (l *live) progress(until time.Duration, ends map[string]time.Duration) {
+// progress records what a look found: every window is kept up to until,
+// the media is final up to final.
+func (l *live) progress(until, final time.Duration, ends map[string]time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.until = until
+	l.until, l.behind = until, max(0, final-until)
 	if ends != nil {
 		l.ends = ends
 	}
 }
 
+// stop marks the loop ended: it needs no file and is behind on nothing.
 func (l *live) stop() {
 	l.mu.Lock()
-	l.off = true
+	l.off, l.behind = true, 0
 	l.mu.Unlock()
+}
+
+// behindBy is the final media not yet drawn.
+func (l *live) behindBy() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.behind
 }
 
 // New returns a Prerenderer.
@@ -185,9 +194,6 @@ func New(cfg Config) (*Prerenderer, error) {
 	return &Prerenderer{cfg: cfg, log: log, sem: make(chan struct{}, cfg.Concurrency), ctx: ctx, cancel: cancel,
 		sessions: map[string]*live{}}, nil
 }
-
-// Window is the windows' length, which the post-call render must use.
-func (p *Prerenderer) Window() time.Duration { return p.cfg.Window }
 
 // Start prerenders a session that started recording in dir. It does not
 // block (it may be called with the recorder's lock held).
@@ -256,7 +262,7 @@ func (p *Prerenderer) Stats() Stats {
 	p.mu.Lock()
 	s := Stats{Sessions: len(p.sessions)}
 	for _, l := range p.sessions {
-		s.Behind += time.Duration(l.behind.Load())
+		s.Behind += l.behindBy()
 	}
 	p.mu.Unlock()
 	s.Windows, s.Again, s.Deferred, s.Failed = p.windows.Load(), p.again.Load(), p.deferred.Load(), p.failed.Load()
@@ -315,7 +321,7 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 			case <-ctx.Done():
 				return
 			}
-			res, final, ends, err := p.step(ctx, l, opts, until+p.cfg.Window, lookAhead)
+			res, final, ends, err := p.step(ctx, l, opts, until, lookAhead)
 			<-p.sem
 			var early errNotYet
 			switch {
@@ -345,17 +351,14 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 				rendered[w] = true
 			}
 			until = res.Until
-			l.progress(until, ends)
-			l.behind.Store(int64(max(0, final-until)))
+			l.progress(until, final, ends)
 			if behind := final - until; behind > p.cfg.MaxBehind {
 				log.Warn("prerender: too far behind the call; the render after the call draws the rest", "behind", behind, "until", until)
-				l.behind.Store(0)
 				return
 			}
 			if len(res.Rendered) > 0 {
 				log.Debug("prerender: windows rendered", "windows", res.Rendered, "until", until, "final", final)
-			}
-			if len(res.Rendered) == 0 {
+			} else {
 				// At most half a window: when the last publisher leaves,
 				// the call's end becomes final at once.
 				wait = min(max(wait, until+p.cfg.Window-final), max(p.cfg.Every, p.cfg.Window/2))
@@ -376,10 +379,10 @@ func (p *Prerenderer) overBudget() bool {
 	return ok && use > p.cfg.CPUBudget
 }
 
-// step renders the final windows that end by limit; final is where the
-// final media ends, ends the output time of each closed segment's last
-// frame.
-func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, limit, lookAhead time.Duration) (render.Prerendered, time.Duration, map[string]time.Duration, error) {
+// step renders the final windows up to one window past until (every window
+// before until is kept); final is where the final media ends, ends the
+// output time of each closed segment's last frame.
+func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, until, lookAhead time.Duration) (render.Prerendered, time.Duration, map[string]time.Duration, error) {
 	m, err := p.cfg.Manifest(l.dir)
 	if err != nil {
 		return render.Prerendered{}, 0, nil, errNotYet{err}
@@ -415,7 +418,8 @@ func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, li
 	// The windows before the last one kept may read segments deleted
 	// since (see Needs): not looked at again; the render after the call
 	// checks them against the final sync model.
-	res, err := render.Prerender(ctx, plan, l.dir, opts, max(0, limit-2*p.cfg.Window), min(final, limit))
+	from := max(0, until-p.cfg.Window)
+	res, err := render.Prerender(ctx, plan, l.dir, opts, from, min(final, until+p.cfg.Window))
 	return res, final, ends, err
 }
 

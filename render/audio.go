@@ -226,18 +226,9 @@ func audioSource(g *graph, s *Settings, pc *audioPiece) string {
 		speed = 1
 	}
 	if q := s.audioQuantum; q > 0 {
-		// Placement (the output time of file time 0) and rate rounded, so
-		// that sources placed within the quantum make the same command
-		// (reuse keys).
-		place := pc.At.Seconds() - pc.Src.FileStart/speed
-		if long := float64(pc.s1-pc.s0) / sampleRate; math.Abs(speed-1) > speedTolerance && long > 0 {
-			step := q / long
-			speed = math.Round(speed/step) * step
-		}
 		snapped := *pc
-		snapped.Src.Speed = speed
-		snapped.Src.FileStart = (pc.At.Seconds() - math.Round(place/q)*q) * speed
-		pc = &snapped
+		snapped.Src = snapPlacement(pc.Src, speed, pc.At, float64(pc.s1-pc.s0)/sampleRate, q)
+		pc, speed = &snapped, snapped.Src.Speed
 	}
 	n := pc.s1 - pc.s0
 	fs := pc.fileAt(float64(pc.s0) / sampleRate)

@@ -12,10 +12,8 @@ import (
 
 // Prerendered is what a Prerender did.
 type Prerendered struct {
-	// Windows is the number of video windows of the plan, Final how many of
-	// them end by the final time given, Kept how many of those were kept
-	// already.
-	Windows, Final, Kept int
+	// Windows is the number of video windows of the plan.
+	Windows int
 	// Rendered are the windows this call rendered (0 is the first).
 	Rendered []int
 	// Until is the output time up to which every window is kept (the end of
@@ -29,9 +27,10 @@ type Prerendered struct {
 // recorded is rendered window by window as its media becomes final, and the
 // render after the call draws only the rest. Windows kept already are not
 // rendered again; windows that end by from are not looked at (their files
-// may be gone from the session folder). It needs opts.Reuse and opts.MaxJobDuration, the windows'
-// length, which the later render must use too; it renders the video's and
-// the audio's windows, and leaves nothing in opts.OutDir. Windows run opts.Parallel at a time (0: one).
+// may be gone from the session folder). It needs opts.Reuse and
+// opts.MaxJobDuration, the windows' length, which the later render must use
+// too; it renders the video's and the audio's windows, and leaves nothing in
+// opts.OutDir. Windows run opts.Parallel at a time (0: one).
 func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options, from, final time.Duration) (Prerendered, error) {
 	if opts.Reuse == "" || opts.MaxJobDuration <= 0 {
 		return Prerendered{}, errors.New("render: prerender: needs a reuse folder and a window length")
@@ -81,50 +80,40 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 		}
 		todo = append(todo, *w)
 	}
-	for _, w := range all {
-		if w.video >= 0 && w.to <= last {
-			res.Final++
-		}
-	}
 	if len(todo) > 0 {
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		var wg sync.WaitGroup
-		var once sync.Once
-		var firstErr error
-		fail := func(err error) { once.Do(func() { firstErr = err; cancel(err) }) }
+		fail, firstErr := failFirst(cancel)
 		jobs, keys := make([]Command, len(todo)), make([]Command, len(todo))
 		for k, w := range todo {
 			jobs[k], keys[k] = w.c, w.key
 		}
-		runVideo(ctx, r, jobs, keys, opts.Parallel, newProgress(nil, false, 0, nil), fail, &wg)
+		runWindows(ctx, r, jobs, keys, opts.Parallel, newProgress(nil, false, 0, nil), fail, &wg)
 		wg.Wait()
 		for _, w := range todo {
 			if w.video >= 0 && w.name != "" && r.isKept(w.name, w.c) {
 				res.Rendered = append(res.Rendered, w.video)
 			}
 		}
-		if firstErr != nil {
-			return res, fmt.Errorf("render: prerender: %w", firstErr)
+		if err := firstErr(); err != nil {
+			return res, fmt.Errorf("render: prerender: %w", err)
 		}
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("render: prerender: %w", context.Cause(ctx))
 		}
 	}
-	// Until: the end of the first run of windows kept (video and audio).
+	// Until: the end of the last video window before the first window
+	// (video or audio) after from that is not kept.
 	for _, w := range all {
-		if w.to <= first {
-			continue
-		}
-		if w.name == "" || !r.isKept(w.name, w.c) {
+		if w.to > first && (w.name == "" || !r.isKept(w.name, w.c)) {
 			last = min(last, w.to-1)
 		}
 	}
 	for _, w := range all {
-		if w.video >= 0 && w.to <= last && (w.to <= first || w.name != "") {
+		if w.video >= 0 && w.to <= last {
 			res.Until = max(res.Until, time.Duration(frameTime(w.to, prog.FPS)*float64(time.Second)))
 		}
 	}
-	res.Kept = res.Final - len(res.Rendered)
 	return res, nil
 }

@@ -189,16 +189,7 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-			cancel(err)
-		}
-	}
+	fail, firstErr := failFirst(cancel)
 	var loud Loudness
 	wg.Add(1)
 	go func() {
@@ -238,10 +229,10 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 			pr.update(c.Name, c.Duration)
 		}
 	}()
-	runVideo(ctx, r, prog.Video, keys, parallel, pr, fail, &wg)
+	runWindows(ctx, r, prog.Video, keys, parallel, pr, fail, &wg)
 	wg.Wait()
-	if firstErr != nil {
-		return Loudness{}, firstErr
+	if err := firstErr(); err != nil {
+		return Loudness{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Loudness{}, fmt.Errorf("render: %w", context.Cause(ctx))
@@ -249,10 +240,21 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	return loud, nil
 }
 
-// runVideo starts the video jobs, parallel at a time, on wg; each reuses a
-// kept window when keys name one (keys[i] names jobs[i]) and keeps what it
-// renders. A failure goes to fail.
-func runVideo(ctx context.Context, r *runner, jobs, keys []Command, parallel int, pr *progress, fail func(error), wg *sync.WaitGroup) {
+// failFirst returns fail, which keeps the first error it is given and
+// cancels with it, and first, which returns that error (read it once the
+// work is waited for).
+func failFirst(cancel context.CancelCauseFunc) (fail func(error), first func() error) {
+	var once sync.Once
+	var err error
+	fail = func(e error) { once.Do(func() { err = e; cancel(e) }) }
+	return fail, func() error { return err }
+}
+
+// runWindows starts window commands (the video jobs; the audio windows of a
+// prerender), parallel at a time, on wg; each reuses a kept window when keys
+// name one (keys[i] names jobs[i]) and keeps what it renders. A failure goes
+// to fail.
+func runWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel int, pr *progress, fail func(error), wg *sync.WaitGroup) {
 	sem := make(chan struct{}, parallel)
 	for i, c := range jobs {
 		wg.Add(1)

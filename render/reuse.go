@@ -7,13 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/tapedeck/tapedeck/capture/mkv"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // Reusing finished video jobs (Options.Reuse)
@@ -44,11 +48,27 @@ import (
 //     session, so that a copy of the session elsewhere makes the same keys) is
 //     identified by its media, not its bytes: a Matroska segment grows at
 //     the end while it is recorded and has its header patched when it is
-//     closed (capture/mkv), so its identity is 4 KiB of its clusters, from
+//     closed (mkv.FirstCluster), so its identity is 4 KiB of its clusters, from
 //     the first one on (fewer: to its end), which neither changes. Other
 //     inputs (images, fonts) are hashed whole.
 //
 // A changed segment, edit, layout, profile or FFmpeg makes another key.
+
+// snapPlacement is src, played at speed (its Speed made valid) from output
+// time at for long seconds, with its placement (the output time of its file
+// time 0) rounded to a multiple of q seconds and its rate rounded so that
+// the end moves by at most q: sources placed within q of each other then
+// make the same command, hence the same reuse key.
+func snapPlacement(src timeline.Source, speed float64, at time.Duration, long, q float64) timeline.Source {
+	place := at.Seconds() - src.FileStart/speed
+	if math.Abs(speed-1) > speedTolerance && long > 0 {
+		step := q / long
+		speed = math.Round(speed/step) * step
+	}
+	src.Speed = speed
+	src.FileStart = (at.Seconds() - math.Round(place/q)*q) * speed
+	return src
+}
 
 // mediaIdentity is how many bytes of a session segment's clusters identify
 // it: compressed media, unique to the recording, and reached within half a
@@ -141,7 +161,7 @@ func (b *ffmpegBuild) fileSum(ctx context.Context, path string, media bool) (str
 		h := sha256.New()
 		var src io.Reader = ctxReader{ctx, f}
 		if media {
-			if at := clusterStart(f); at >= 0 {
+			if at := mkv.FirstCluster(f); at >= 0 {
 				// A file still shorter than that is read to its end: it
 				// matches only itself.
 				n := min(mediaIdentity, fi.Size()-at)
@@ -248,73 +268,4 @@ func (r *runner) keep(ctx context.Context, key string, c Command) error {
 		return err
 	}
 	return nil
-}
-
-// Matroska element IDs (with their length markers) that clusterStart walks.
-const (
-	ebmlHeaderID = 0x1A45DFA3
-	segmentID    = 0x18538067
-	clusterID    = 0x1F43B675
-)
-
-// clusterStart is the offset of the first Cluster of a Matroska file, or −1
-// when r is not one or has no cluster in its first MiB.
-func clusterStart(r io.ReaderAt) int64 {
-	const limit = 1 << 20
-	var at int64
-	for at < limit {
-		id, n := readVint(r, at, true)
-		if n == 0 {
-			return -1
-		}
-		size, m := readVint(r, at+int64(n), false)
-		if m == 0 {
-			return -1
-		}
-		body := at + int64(n+m)
-		switch {
-		case id == clusterID:
-			return at
-		case id == segmentID:
-			at = body // into the segment, whose size may be unknown
-		case id == ebmlHeaderID && at == 0 || at > 0 && size >= 0:
-			at = body + size
-		default:
-			return -1 // not Matroska, or an element of unknown size
-		}
-	}
-	return -1
-}
-
-// readVint reads an EBML variable-size integer at off: an element ID (its
-// length marker kept) or a size (marker dropped; −1 for "unknown"). n is
-// its length, 0 when it cannot be read.
-func readVint(r io.ReaderAt, off int64, id bool) (v int64, n int) {
-	var b [8]byte
-	if _, err := r.ReadAt(b[:1], off); err != nil {
-		return 0, 0
-	}
-	n = bits.LeadingZeros8(b[0]) + 1
-	if n > 8 || id && n > 4 {
-		return 0, 0
-	}
-	if _, err := r.ReadAt(b[1:n], off+1); err != nil {
-		return 0, 0
-	}
-	if id {
-		for _, c := range b[:n] {
-			v = v<<8 | int64(c)
-		}
-		return v, n
-	}
-	v = int64(b[0] & (0xFF >> n))
-	unknown := v == int64(0xFF>>n)
-	for _, c := range b[1:n] {
-		v = v<<8 | int64(c)
-		unknown = unknown && c == 0xFF
-	}
-	if unknown {
-		return -1, n
-	}
-	return v, n
 }

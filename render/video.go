@@ -229,19 +229,9 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 		speed = 1
 	}
 	if q := b.s.placeQuantum; q > 0 {
-		// The output time of file time 0, rounded: a source placed within
-		// the quantum of another placement draws the same command.
-		// The clock rate too: rounded so that the piece's last frame moves
-		// by at most the quantum.
-		place := p.At.Seconds() - p.Src.FileStart/speed
-		if long := frameTime(p.To-p.From, fps); math.Abs(speed-1) > speedTolerance && long > 0 {
-			step := q / long
-			speed = math.Round(speed/step) * step
-		}
 		snapped := *p
-		snapped.Src.Speed = speed
-		snapped.Src.FileStart = (p.At.Seconds() - math.Round(place/q)*q) * speed
-		p = &snapped
+		snapped.Src = snapPlacement(p.Src, speed, p.At, frameTime(p.To-p.From, fps), q)
+		p, speed = &snapped, snapped.Src.Speed
 	}
 	// File time shown from one frame before the piece to one frame after
 	// (the nearest source frame may lie just outside).

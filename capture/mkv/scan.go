@@ -669,3 +669,43 @@ func (s *scanner) blockGroup(body []byte, ts int64, cc *clusterCounts) bool {
 	}
 	return true
 }
+
+// FirstCluster is the offset of the first Cluster of a Matroska file, or −1
+// when r is not one or has no cluster in its first MiB. What follows it is
+// media only: a Writer appends clusters, and patches only what comes before
+// (the Segment size, the Info Duration, the SeekHead) when it closes the
+// file, so the bytes from there on identify the recording, open or closed.
+func FirstCluster(r io.ReaderAt) int64 {
+	const limit = 1 << 20
+	var b [12]byte // an ID (at most 4 bytes) and a size (at most 8)
+	for at := int64(0); at < limit; {
+		n, _ := r.ReadAt(b[:], at)
+		if n == 0 {
+			return -1
+		}
+		il := vintLen(b[0])
+		if il == 0 || il > 4 || il >= n {
+			return -1
+		}
+		var id uint32
+		for _, c := range b[:il] {
+			id = id<<8 | uint32(c)
+		}
+		size, sl, unknown := readVint(b[il:n])
+		if sl == 0 {
+			return -1
+		}
+		body := at + int64(il+sl)
+		switch {
+		case id == idCluster:
+			return at
+		case id == idSegment:
+			at = body // into the segment, whose size may be unknown
+		case unknown || size > limit:
+			return -1 // an element of unknown or huge size before any cluster
+		default:
+			at = body + int64(size)
+		}
+	}
+	return -1
+}

@@ -196,3 +196,31 @@ func TestScanBlockKinds(t *testing.T) {
 			sum.Frames, sum.Keyframes, sum.LastPTS, sum.ValidBytes, len(file))
 	}
 }
+
+// FirstCluster finds the first cluster of a file being written and of the
+// same file closed at the same offset, just past the header, and closing
+// changes the header but not a byte from there on; what is not Matroska
+// has none.
+func TestFirstCluster(t *testing.T) {
+	var open, closed memFile
+	header, _ := syntheticVideo(t, &open, 100, false)
+	syntheticVideo(t, &closed, 100, true)
+	a, b := FirstCluster(bytes.NewReader(open.b)), FirstCluster(bytes.NewReader(closed.b))
+	if a != header || b != header {
+		t.Fatalf("first cluster at %d (open) and %d (closed), want %d (the end of the header)", a, b, header)
+	}
+	if got, want := open.b[a:a+4], []byte{0x1F, 0x43, 0xB6, 0x75}; !bytes.Equal(got, want) {
+		t.Fatalf("bytes at the first cluster % X, want the Cluster ID % X", got, want)
+	}
+	if bytes.Equal(open.b[:a], closed.b[:a]) {
+		t.Error("closing left the header as it was; want the Segment size and Duration patched")
+	}
+	if !bytes.Equal(open.b[a:], closed.b[a:len(open.b)]) {
+		t.Error("closing changed bytes after the first cluster's start")
+	}
+	for _, b := range [][]byte{nil, []byte("RIFF\x00\x00\x00\x00WAVEfmt "), open.b[:header/2]} {
+		if got := FirstCluster(bytes.NewReader(b)); got != -1 {
+			t.Errorf("FirstCluster(% X...) = %d, want -1", b[:min(len(b), 8)], got)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -52,12 +51,7 @@ type clusterNode struct {
 // newClusterNode prepares a node on a free port with its own data folder; args are the flags every
 // node of the cluster shares.
 func newClusterNode(t *testing.T, bin, name string, args []string) *clusterNode {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	return &clusterNode{t: t, bin: bin, name: name, addr: addr, base: "http://" + addr, data: t.TempDir(), args: args}
 }
 

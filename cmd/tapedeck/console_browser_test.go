@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -59,12 +58,7 @@ func chromium(t *testing.T) string {
 func startConsoleRun(t *testing.T) *consoleRun {
 	bin := buildTapedeckRace(t)
 	data, store := t.TempDir(), filepath.Join(t.TempDir(), "store")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	renders := filepath.Join(t.TempDir(), "renders.yaml")
 	if err := os.WriteFile(renders, []byte("default:\n  - name: default\n    profile: mp4-360p\nrooms:\n  oneonone: []\n"), 0o644); err != nil {
 		t.Fatal(err)

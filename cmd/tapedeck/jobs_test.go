@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -84,12 +83,7 @@ func TestServeKilledDuringJobResumes(t *testing.T) {
 	gw := storagetest.StartVersityGW(t)
 	gw.CreateBucket(t, "calls")
 	data := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 
 	var mu sync.Mutex
 	var deliveries []postcall.Event

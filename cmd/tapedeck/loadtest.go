@@ -224,8 +224,14 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 				mu.Unlock()
 				if f.every > 0 && now.Sub(lastAt) >= f.every {
 					c, _ := procCPU(pid)
-					g, pk := scrape(addr)
-					p := soakPoint{at: now.Sub(start), rss: rss, goroutines: g, packets: pk,
+					m := scrapePrefix(addr, "")
+					metric := func(name string) float64 { // -1: not read
+						if v, ok := m[name]; ok {
+							return v
+						}
+						return -1
+					}
+					p := soakPoint{at: now.Sub(start), rss: rss, goroutines: metric("go_goroutines"), packets: metric("tapedeck_packets_written_total"),
 						cpu: 100 * (c - lastCPU).Seconds() / now.Sub(lastAt).Seconds()}
 					lastCPU, lastAt = c, now
 					mu.Lock()
@@ -347,35 +353,8 @@ type soakPoint struct {
 	cpu        float64 // percent of one core since the previous point
 }
 
-// scrape reads the goroutine count and packets written from /metrics.
-func scrape(addr string) (goroutines, packets float64) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1, -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "go_goroutines":
-			goroutines = v
-		case "tapedeck_packets_written_total":
-			packets = v
-		}
-	}
-	return goroutines, packets
-}
-
-// scrapePrefix reads the metrics whose names start with prefix from /metrics.
+// scrapePrefix reads the metrics whose names start with prefix ("": all)
+// from /metrics; none when it cannot be read.
 func scrapePrefix(addr, prefix string) map[string]float64 {
 	out := map[string]float64{}
 	resp, err := http.Get("http://" + addr + "/metrics")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,12 +21,7 @@ import (
 func TestProgressiveKill9(t *testing.T) {
 	bin := buildTapedeckRace(t)
 	data := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	renders := filepath.Join(t.TempDir(), "renders.yaml")
 	if err := os.WriteFile(renders, []byte("default:\n  - name: default\n    profile: mp4-360p\n"), 0o644); err != nil {
 		t.Fatal(err)

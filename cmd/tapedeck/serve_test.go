@@ -26,6 +26,18 @@ func buildSelf(t *testing.T) string {
 	return bin
 }
 
+// freeAddr is a loopback address with a port free now, for a process the
+// test starts to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -46,12 +58,7 @@ type serveProc struct {
 
 func startServeProc(t *testing.T, bin string) *serveProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	p := &serveProc{base: "http://" + addr, data: t.TempDir(), done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, "serve", "--listen", addr, "--data", p.data, "--grace", "1s", "--drain-timeout", "30s", "--log-level", "warn")
 	p.cmd.Stderr = os.Stderr

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,12 +257,7 @@ func TestSIGTERMDuringPostCallJob(t *testing.T) {
 	gw := storagetest.StartVersityGW(t)
 	gw.CreateBucket(t, "calls")
 	data := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	hook := startBlockingHook(t, "t3rm")
 	renders := filepath.Join(t.TempDir(), "renders.yaml")
 	if err := os.WriteFile(renders, []byte("rooms:\n  shut:\n    - name: default\n      profile: mp4-360p\n"), 0o644); err != nil {
