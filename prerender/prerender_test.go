@@ -200,13 +200,13 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	windows := videoRuns()
 	t.Logf("after the call: %d of %d windows rendered, %s (%s without the windows of the call) for %s of output",
 		rendered, windows, took.Round(time.Millisecond), tookPlain.Round(time.Millisecond), ref[0].Duration.Round(time.Millisecond))
-	// What the call could not render: its last seconds (the margin, the
-	// journal's lag, the window being drawn when it ended), and what a
-	// loaded machine left behind (3 on a quiet one); most come from the
-	// call.
-	if rendered > windows/2 {
-		t.Errorf("the render after the call drew %d of its %d windows, want most of them from the call", rendered, windows)
-	}
+	// How many windows are left after the call is a figure, not a
+	// property: 0–3 on a quiet machine (the call's last seconds), more
+	// when the machine is short of CPU (the render during the call falls
+	// behind by design) or the sync model moved sources past their steps
+	// (drawn again). That kept windows are taken is asserted by
+	// TestReuseWindows and TestProgressiveKill9; here, that whatever mix of
+	// kept and new windows the render used, its output is the same.
 
 	got, want := outs[0].Path, ref[0].Path
 	gp, _, err := marks.Packets(got, "v")
