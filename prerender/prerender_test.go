@@ -244,8 +244,11 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	if len(ta) != len(tb) || len(ta) < 10 {
 		t.Fatalf("%d tones in the progressive composite, %d in the post-call one (want the same, at least 10)", len(ta), len(tb))
 	}
+	// A kept audio window may hold its sources up to 0.5 ms from the final
+	// placement (the reuse keys' step), and a tone is found to the
+	// millisecond.
 	for i := range ta {
-		if d := math.Abs(ta[i] - tb[i]); d > 0.001 {
+		if d := math.Abs(ta[i] - tb[i]); d > 0.0015 {
 			t.Errorf("tone %d at %.4f s, at %.4f s in the post-call composite", i, ta[i], tb[i])
 		}
 	}
