@@ -84,6 +84,10 @@ type Stats struct {
 	// sync model had moved a source by more than a quarter frame (or its
 	// media changed) since.
 	Windows, Again int64
+	// AudioEncoded are the windows of the audio encoded to AAC during calls
+	// (with the gain of the call so far; encoded again when it moves a
+	// step).
+	AudioEncoded int64
 	// Deferred: looks that started nothing because the CPU was over budget.
 	Deferred int64
 	// Failed windows (retried at the next look).
@@ -108,7 +112,7 @@ type Prerenderer struct {
 	sessions map[string]*live
 	closed   bool
 
-	windows, again, deferred, failed atomic.Int64
+	windows, again, encoded, deferred, failed atomic.Int64
 }
 
 // live is one session's loop.
@@ -265,7 +269,7 @@ func (p *Prerenderer) Stats() Stats {
 		s.Behind += l.behindBy()
 	}
 	p.mu.Unlock()
-	s.Windows, s.Again, s.Deferred, s.Failed = p.windows.Load(), p.again.Load(), p.deferred.Load(), p.failed.Load()
+	s.Windows, s.Again, s.AudioEncoded, s.Deferred, s.Failed = p.windows.Load(), p.again.Load(), p.encoded.Load(), p.deferred.Load(), p.failed.Load()
 	return s
 }
 
@@ -350,6 +354,7 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 				}
 				rendered[w] = true
 			}
+			p.encoded.Add(int64(len(res.Encoded)))
 			until = res.Until
 			l.progress(until, final, ends)
 			if behind := final - until; behind > p.cfg.MaxBehind {
@@ -357,7 +362,7 @@ func (p *Prerenderer) run(ctx context.Context, l *live) {
 				return
 			}
 			if len(res.Rendered) > 0 {
-				log.Debug("prerender: windows rendered", "windows", res.Rendered, "until", until, "final", final)
+				log.Debug("prerender: windows rendered", "windows", res.Rendered, "audio_encoded", res.Encoded, "until", until, "final", final)
 			} else {
 				// At most half a window: when the last publisher leaves,
 				// the call's end becomes final at once.

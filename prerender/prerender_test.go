@@ -159,10 +159,13 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	<-watched
 	st := pr.Stats()
 	kept := len(keptWindows(reuse))
-	t.Logf("during the call: windows kept over time %v; %d rendered (%d again after the sync model moved a source), %d deferred, %d failed",
-		midCall, st.Windows, st.Again, st.Deferred, st.Failed)
+	t.Logf("during the call: windows kept over time %v; %d rendered (%d again after the sync model moved a source), %d of the audio encoded, %d deferred, %d failed",
+		midCall, st.Windows, st.Again, st.AudioEncoded, st.Deferred, st.Failed)
 	if st.Windows == 0 || kept == 0 {
 		t.Fatalf("no window rendered during the call (stats %+v)", st)
+	}
+	if st.AudioEncoded == 0 {
+		t.Errorf("no window of the audio encoded during the call (stats %+v)", st)
 	}
 	if st.Failed > 0 {
 		t.Errorf("%d windows failed during the call", st.Failed)
@@ -175,9 +178,11 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	var aacRuns int
 	videoRuns := func() int {
 		b, _ := os.ReadFile(calls)
 		_ = os.Remove(calls)
+		aacRuns = strings.Count(string(b), " -f adts ")
 		return strings.Count(string(b), " video-")
 	}
 	post := opts
@@ -189,6 +194,7 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	}
 	took := time.Since(began)
 	rendered := videoRuns()
+	aacRendered := aacRuns
 	plain := opts
 	plain.FFmpeg, plain.OutDir, plain.Reuse, plain.Parallel = wrapper, filepath.Join(dir, "plain"), "", 2
 	began = time.Now()
@@ -198,8 +204,8 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	}
 	tookPlain := time.Since(began)
 	windows := videoRuns()
-	t.Logf("after the call: %d of %d windows rendered, %s (%s without the windows of the call) for %s of output",
-		rendered, windows, took.Round(time.Millisecond), tookPlain.Round(time.Millisecond), ref[0].Duration.Round(time.Millisecond))
+	t.Logf("after the call: %d of %d windows rendered, %d of %d of the audio encoded, %s (%s without the windows of the call) for %s of output",
+		rendered, windows, aacRendered, aacRuns, took.Round(time.Millisecond), tookPlain.Round(time.Millisecond), ref[0].Duration.Round(time.Millisecond))
 	// How many windows are left after the call is a figure, not a
 	// property: 0–3 on a quiet machine (the call's last seconds), more
 	// when the machine is short of CPU (the render during the call falls

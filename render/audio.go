@@ -157,10 +157,10 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 
 // Windowed audio (Settings.AudioWindows): the mix is drawn in the video's
 // windows, each its own command and file, kept and reused as the video's are
-// (so the render during a call draws it too); a last command reads them
-// joined (the concat demuxer: sample for sample) and measures the loudness of
-// the whole, from which the encodes, reading them joined too, bring it to the
-// target.
+// (so the render during a call draws it too). Each window's loudness is
+// measured in Go (r128.go, mixloudness.go) and the measurements added up;
+// the encodes read the windows joined (the concat demuxer: sample for
+// sample), the AAC one in windows too (aacwindows.go).
 
 // audioWindowFile is the work-folder file of audio window i.
 func audioWindowFile(i int) string { return fmt.Sprintf("mix-%03d.wav", i) }
@@ -169,11 +169,12 @@ func audioWindowFile(i int) string { return fmt.Sprintf("mix-%03d.wav", i) }
 const audioWindowList = "mix.ffconcat"
 
 // audioWindows are the commands that mix the program's audio in the spans of
-// its video windows, and the command that joins and measures them.
-func audioWindows(p *timeline.Plan, prog *Program) (windows []Command, join Command) {
+// its video windows.
+func audioWindows(p *timeline.Plan, prog *Program) []Command {
 	s := &prog.settings
 	total := samplesOfFrames(prog.Frames, p.FPS)
 	lanes := audioLanes(p, total)
+	var windows []Command
 	var names []string
 	var durs []float64
 	for i, sp := range prog.audioSpans {
@@ -192,15 +193,7 @@ func audioWindows(p *timeline.Plan, prog *Program) (windows []Command, join Comm
 	// The encodes read the windows through the same script: the whole mix
 	// is never written out.
 	prog.audioList = ffconcat(names, durs)
-	args := append(baseArgs(), audioWindowsInput()...)
-	args = append(args, "-map", "0:a")
-	if !s.LoudnessOff {
-		args = append(args, "-af", "ebur128=peak=sample:framelog=verbose")
-	}
-	args = append(args, "-f", "null", "-")
-	join = Command{Name: "audio join", Args: args, Files: map[string]string{audioWindowList: prog.audioList},
-		Duration: prog.Duration, Measure: !s.LoudnessOff}
-	return windows, join
+	return windows
 }
 
 // audioWindowsInput reads the audio windows as one stream, sample for
@@ -321,8 +314,8 @@ func loudnessFilters(s *Settings, l Loudness) []string {
 	if s.LoudnessOff || !l.Measured || math.IsInf(l.I, 0) || math.IsNaN(l.I) || l.I <= -70 || math.IsInf(l.Peak, -1) {
 		return nil
 	}
-	gain := min(maxGainDB, max(minGainDB, s.Loudness-l.I))
-	fs := []string{"volume=" + num(math.Round(gain*100)/100) + "dB"}
+	gain := normalGain(s, l)
+	fs := []string{"volume=" + num(gain) + "dB"}
 	if l.Peak+gain > peakLimit {
 		fs = append(fs, fmt.Sprintf("alimiter=limit=%s:level=false:latency=true", num(math.Pow(10, peakLimit/20))))
 	}

@@ -24,8 +24,9 @@ import (
 // every window that ends 2.5 s before the call's end (the frontier a live
 // call reaches: 1 s of margin behind the media on disk and 1.5 s of journal
 // lag; serve's grace period, during which the rest becomes final, is not
-// counted), rendered before the clock starts, as they would have been during
-// the call; then the render after the call and the upload. A live call
+// counted), rendered before the clock starts, one look a window as they
+// would have been during the call (the audio encoded with the gain of the
+// call up to each look); then the render after the call and the upload. A live call
 // renders those windows from the recording as it goes; their output is the
 // same (TestProgressiveRender), so what is left after the call is too. The
 // goal printed is 10 s + 1 % of the call. It asserts nothing.
@@ -86,9 +87,20 @@ func BenchmarkAvailability(b *testing.B) {
 				during := time.Now()
 				pre := on
 				pre.OutDir = filepath.Join(dir, "during")
-				res, err := render.Prerender(ctx, plan, ss.Dir, pre, 0, plan.Duration-lag)
-				if err != nil {
-					b.Fatal(err)
+				// One look a window, as serve's: each draws the windows that
+				// became final and encodes their audio with the gain of the
+				// call so far.
+				var res render.Prerendered
+				var rendered, encoded int
+				for at := min(window, plan.Duration-lag); ; at = min(at+window, plan.Duration-lag) {
+					res, err = render.Prerender(ctx, plan, ss.Dir, pre, max(0, res.Until-window), at)
+					if err != nil {
+						b.Fatal(err)
+					}
+					rendered, encoded = rendered+len(res.Rendered), encoded+len(res.Encoded)
+					if at == plan.Duration-lag {
+						break
+					}
 				}
 				tDuring := time.Since(during)
 				steps := &stepCPU{cpu: map[string]time.Duration{}}
@@ -96,8 +108,8 @@ func BenchmarkAvailability(b *testing.B) {
 				tOn := stored("on", on)
 				goal := 10*time.Second + length/100
 				b.Logf("call %s: composite stored %.1f s after the call without the render during it, %.1f s with it (goal %.1f s); "+
-					"%d of %d windows rendered during the call, in %.0f s (%.2f of the call's length)",
-					length, tOff.Seconds(), tOn.Seconds(), goal.Seconds(), len(res.Rendered), res.Windows, tDuring.Seconds(),
+					"%d of %d windows rendered during the call and %d of the audio encoded, in %.0f s (%.2f of the call's length)",
+					length, tOff.Seconds(), tOn.Seconds(), goal.Seconds(), rendered, res.Windows, encoded, tDuring.Seconds(),
 					tDuring.Seconds()/length.Seconds())
 				b.Logf("call %s: after the call, CPU by step: %v", length, steps.cpu)
 				b.ReportMetric(tOff.Seconds(), "s-off")

@@ -582,10 +582,24 @@ func findComposite(sessionDir, arg string) (string, error) {
 }
 
 // copyFile copies src to dst (a hard link when it can), creating dst's
-// folder.
+// folder. A dst that is there already is replaced, not written into: it
+// may be a link to src (a kept window taken into the work folder that
+// drew it), which writing would truncate.
 func copyFile(ctx context.Context, src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
+	}
+	si, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if di, err := os.Stat(dst); err == nil {
+		if os.SameFile(si, di) {
+			return nil
+		}
+		if err := os.Remove(dst); err != nil {
+			return err
+		}
 	}
 	if err := os.Link(src, dst); err == nil {
 		return nil

@@ -73,7 +73,11 @@ func featurePlan() *timeline.Plan {
 // goldenText writes a program's commands for people to read.
 func goldenText(p *render.Program, l render.Loudness) string {
 	var b strings.Builder
-	cmds := append(append(append(append([]render.Command{}, p.AudioWindows...), p.Audio), p.Video...), p.AudioEncodes(l)...)
+	cmds := append([]render.Command{}, p.AudioWindows...)
+	if len(p.AudioWindows) == 0 {
+		cmds = append(cmds, p.Audio)
+	}
+	cmds = append(append(cmds, p.Video...), p.AudioEncodes(l)...)
 	cmds = append(cmds, p.Mux()...)
 	for _, c := range cmds {
 		b.WriteString("=== " + c.Name + " (" + c.Duration.String() + ")\n")
@@ -168,7 +172,7 @@ func TestGolden(t *testing.T) {
 		{"features", func(*testing.T) *timeline.Plan { return featurePlan() },
 			render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-360p", "audio"), FontFile: "/fonts/Sans, Bold:1.ttf"}, measured},
 		{"features-track-jobs", func(*testing.T) *timeline.Plan { return featurePlan() },
-			render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "webm-720p"), Captions: render.CaptionsTrack,
+			render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "webm-720p", "mp4-360p"), Captions: render.CaptionsTrack,
 				LoudnessOff: true, MaxJobFrames: 45, AudioWindows: true}, render.Loudness{}},
 		{"demo", demo, render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-720p", "hls"), FontFile: "/fonts/DejaVuSans.ttf",
 			MaxJobFrames: 1800, AudioWindows: true},

@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -49,37 +50,46 @@ func listFile(e Encoding) string { return "list-" + e.key() + ".ffconcat" }
 // video jobs, so that the muxes only copy.
 func (p *Program) AudioEncodes(l Loudness) []Command {
 	af := loudnessFilters(&p.settings, l)
-	var aac, opus bool
-	for _, pr := range p.profiles {
-		if pr.kind == kindWebM {
-			opus = true
-		} else {
-			aac = true
-		}
-	}
-	encode := func(name, out string, codec ...string) Command {
-		args := append(baseArgs(), "-i", mixFile)
-		var files map[string]string
-		if len(p.AudioWindows) > 0 {
-			args = append(baseArgs(), audioWindowsInput()...)
-			files = map[string]string{audioWindowList: p.audioList}
-		}
-		if len(af) > 0 {
-			args = append(args, "-af", strings.Join(af, ","))
-		}
-		args = append(args, "-vn")
-		args = append(args, codec...)
-		args = append(args, "-ar", "48000", "-ac", "2", out)
-		return Command{Name: name, Args: args, Files: files, Outputs: []string{out}, Duration: p.Duration}
-	}
 	var cmds []Command
-	if aac {
-		cmds = append(cmds, encode("audio encode aac", aacFile, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4"))
+	switch {
+	case len(p.aacWindows) > 0:
+		// Encoded in windows (aacwindows.go), then joined.
+		cmds = append(p.aacWindowCommands(af), p.aacJoin())
+	case p.needsAAC():
+		cmds = append(cmds, p.encodeMix("audio encode aac", aacFile, af, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4"))
 	}
-	if opus {
-		cmds = append(cmds, encode("audio encode opus", opusFile, "-c:a", "libopus", "-b:a", fmt.Sprintf("%dk", opusBitrate), "-f", "webm"))
+	if p.needsOpus() {
+		cmds = append(cmds, p.encodeMix("audio encode opus", opusFile, af, "-c:a", "libopus", "-b:a", fmt.Sprintf("%dk", opusBitrate), "-f", "webm"))
 	}
 	return cmds
+}
+
+// encodeMix is the command that encodes the whole mix with the filters af
+// and the codec options into out.
+func (p *Program) encodeMix(name, out string, af []string, codec ...string) Command {
+	args := append(baseArgs(), "-i", mixFile)
+	var files map[string]string
+	if p.audioList != "" {
+		args = append(baseArgs(), audioWindowsInput()...)
+		files = map[string]string{audioWindowList: p.audioList}
+	}
+	if len(af) > 0 {
+		args = append(args, "-af", strings.Join(af, ","))
+	}
+	args = append(args, "-vn")
+	args = append(args, codec...)
+	args = append(args, "-ar", "48000", "-ac", "2", out)
+	return Command{Name: name, Args: args, Files: files, Outputs: []string{out}, Duration: p.Duration}
+}
+
+// needsAAC reports whether some profile carries AAC (all but WebM), and
+// needsOpus whether some carries Opus (WebM).
+func (p *Program) needsAAC() bool {
+	return slices.ContainsFunc(p.profiles, func(pr Profile) bool { return pr.kind != kindWebM })
+}
+
+func (p *Program) needsOpus() bool {
+	return slices.ContainsFunc(p.profiles, func(pr Profile) bool { return pr.kind == kindWebM })
 }
 
 // Mux returns the commands that produce the final outputs from the job

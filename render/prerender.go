@@ -19,6 +19,8 @@ type Prerendered struct {
 	// Until is the output time up to which every window is kept (the end of
 	// the first run of kept windows after from).
 	Until time.Duration
+	// Encoded are the encoded audio windows this call encoded.
+	Encoded []int
 }
 
 // Prerender renders, ahead of the render of a whole session, the video
@@ -29,8 +31,8 @@ type Prerendered struct {
 // rendered again; windows that end by from are not looked at (their files
 // may be gone from the session folder). It needs opts.Reuse and
 // opts.MaxJobDuration, the windows' length, which the later render must use
-// too; it renders the video's and the audio's windows, and leaves nothing in
-// opts.OutDir. Windows run opts.Parallel at a time (0: one).
+// too; it renders the video's and the audio's windows, encodes the audio's
+// AAC in windows (aacwindows.go), and leaves nothing in opts.OutDir. Windows run opts.Parallel at a time (0: one).
 func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options, from, final time.Duration) (Prerendered, error) {
 	if opts.Reuse == "" || opts.MaxJobDuration <= 0 {
 		return Prerendered{}, errors.New("render: prerender: needs a reuse folder and a window length")
@@ -102,6 +104,10 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("render: prerender: %w", context.Cause(ctx))
 		}
+	}
+	// The AAC of the audio kept so far, with the gain of its loudness.
+	if res.Encoded, err = prerenderAAC(ctx, r, prog); err != nil {
+		return res, fmt.Errorf("render: prerender: %w", err)
 	}
 	// Until: the end of the last video window before the first window
 	// (video or audio) after from that is not kept.

@@ -79,6 +79,13 @@ type Command struct {
 	// Measure marks the audio mix, whose stderr carries the loudness
 	// measurement (the runner keeps FFmpeg's info messages for it).
 	Measure bool
+	// aacJoin are the encoded audio windows whose packets the runner joins
+	// (joinAACWindows) before running the command.
+	aacJoin []aacChunk
+	// inputKeys are the reuse keys of the windows a command reads from the
+	// work folder (encoded audio windows read audio windows): part of its
+	// own key.
+	inputKeys []string
 }
 
 // Program is a compiled render.
@@ -93,9 +100,8 @@ type Program struct {
 	Encodings []Encoding
 	// Video are the video jobs (independent, run in parallel).
 	Video []Command
-	// Audio is the audio mix (independent of the video jobs); with
-	// windowed audio, the command that joins AudioWindows into the mix and
-	// measures it.
+	// Audio is the audio mix (independent of the video jobs) and measures
+	// its loudness; none with windowed audio, which AudioWindows mix.
 	Audio        Command
 	AudioWindows []Command
 	// AudioOnly is set when the plan has no video lane at all: the video
@@ -109,6 +115,9 @@ type Program struct {
 	// the concat script that joins them.
 	audioSpans []span
 	audioList  string
+	// aacWindows are the encoded audio windows (aacwindows.go), with
+	// windowed audio and an AAC profile.
+	aacWindows []aacWindow
 	cues       []timeline.Cue
 }
 
@@ -166,7 +175,14 @@ func Compile(p *timeline.Plan, s Settings) (*Program, error) {
 		for from := int64(0); from < total; from += s.MaxJobFrames {
 			prog.audioSpans = append(prog.audioSpans, span{from, min(total, from+s.MaxJobFrames)})
 		}
-		prog.AudioWindows, prog.Audio = audioWindows(p, prog)
+		prog.AudioWindows = audioWindows(p, prog)
+		if prog.needsAAC() {
+			starts := make([]int64, len(prog.audioSpans))
+			for i, sp := range prog.audioSpans {
+				starts[i] = samplesOfFrames(sp.From, p.FPS)
+			}
+			prog.aacWindows = aacWindowsOf(starts, samplesOfFrames(total, p.FPS))
+		}
 		return prog, nil
 	}
 	prog.Audio = audioMix(p, prog)

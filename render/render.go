@@ -41,7 +41,9 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	for _, c := range prog.AudioWindows {
 		pr.add(c.Name, c.Duration, weightAudio)
 	}
-	pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
+	if len(prog.AudioWindows) == 0 {
+		pr.add(prog.Audio.Name, prog.Audio.Duration, weightAudio)
+	}
 	for _, c := range prog.AudioEncodes(Loudness{}) {
 		pr.add(c.Name, c.Duration, weightEncode)
 	}
@@ -194,40 +196,12 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// The audio's windows one after the other (cheap beside the
-		// video), then the mix.
-		for i, c := range prog.AudioWindows {
-			var key Command
-			if i < len(audioKeys) {
-				key = audioKeys[i]
-			}
-			if err := r.runKept(ctx, c, key, pr); err != nil {
-				fail(err)
-				return
-			}
-		}
-		c := prog.Audio
-		stderr, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) })
+		l, err := runAudio(ctx, r, prog, audioKeys, parallel, pr)
 		if err != nil {
 			fail(err)
 			return
 		}
-		pr.update(c.Name, c.Duration)
-		if c.Measure {
-			l, err := parseLoudness(stderr)
-			if err != nil {
-				fail(fmt.Errorf("render: %s: %w", c.Name, err))
-				return
-			}
-			loud = l
-		}
-		for _, c := range prog.AudioEncodes(loud) {
-			if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
-				fail(err)
-				return
-			}
-			pr.update(c.Name, c.Duration)
-		}
+		loud = l
 	}()
 	runWindows(ctx, r, prog.Video, keys, parallel, pr, fail, &wg)
 	wg.Wait()
@@ -236,6 +210,72 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	}
 	if err := ctx.Err(); err != nil {
 		return Loudness{}, fmt.Errorf("render: %w", context.Cause(ctx))
+	}
+	return loud, nil
+}
+
+// runAudio runs the audio's commands, beside the video's: the mix (one
+// command, or windows one after the other, cheap beside the video, each
+// measured as it is done), then the encodes with the gain of the loudness
+// measured, the encoded audio windows parallel at a time. It returns that
+// loudness.
+func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command, parallel int, pr *progress) (Loudness, error) {
+	s := &prog.settings
+	var loud Loudness
+	if len(prog.AudioWindows) == 0 {
+		c := prog.Audio
+		stderr, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) })
+		if err != nil {
+			return Loudness{}, err
+		}
+		pr.update(c.Name, c.Duration)
+		if c.Measure {
+			if loud, err = parseLoudness(stderr); err != nil {
+				return Loudness{}, fmt.Errorf("render: %s: %w", c.Name, err)
+			}
+		}
+	}
+	keys := make([]string, len(prog.AudioWindows))
+	blocks := make([]loudnessBlocks, len(prog.AudioWindows))
+	for i, c := range prog.AudioWindows {
+		var key Command
+		if i < len(audioKeys) {
+			key = audioKeys[i]
+			keys[i] = r.reuseKey(ctx, key)
+		}
+		if err := r.runKept(ctx, c, key, pr); err != nil {
+			return Loudness{}, err
+		}
+		if !s.LoudnessOff {
+			b, err := r.windowBlocks(ctx, prog, i, keys[i])
+			if err != nil {
+				return Loudness{}, err
+			}
+			blocks[i] = b
+		}
+	}
+	if len(prog.AudioWindows) > 0 && !s.LoudnessOff {
+		loud = mergeBlocks(blocks...).loudness()
+	}
+	cmds := prog.AudioEncodes(loud)
+	if n := len(prog.aacWindows); n > 0 {
+		// The encoded windows, parallel at a time, then the rest.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		var wg sync.WaitGroup
+		fail, firstErr := failFirst(cancel)
+		runWindows(ctx, r, cmds[:n], aacKeys(prog, cmds[:n], keys), parallel, pr, fail, &wg)
+		wg.Wait()
+		if err := firstErr(); err != nil {
+			return Loudness{}, err
+		}
+		cmds = cmds[n:]
+	}
+	for _, c := range cmds {
+		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
+			return Loudness{}, err
+		}
+		pr.update(c.Name, c.Duration)
 	}
 	return loud, nil
 }

@@ -126,6 +126,12 @@ func (r *runner) reuseKey(ctx context.Context, c Command) string {
 	for _, o := range c.Outputs {
 		field(o)
 	}
+	for _, k := range c.inputKeys {
+		if k == "" {
+			return "" // an input that is not kept under a key
+		}
+		field(k)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 

@@ -35,19 +35,22 @@ func TestReuseWindows(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Windows run since the last call: the video's and the audio's.
-	var audioRan int
+	// Windows run since the last call: the video's, the audio's and the
+	// encoded audio's.
+	var audioRan, aacRan int
 	videoRuns := func() int {
 		b, _ := os.ReadFile(calls)
 		_ = os.Remove(calls)
 		n := 0
-		audioRan = 0
+		audioRan, aacRan = 0, 0
 		for _, l := range strings.Split(string(b), "\n") {
 			switch {
 			case strings.Contains(l, " video-"):
 				n++
 			case strings.Contains(l, " mix-"):
 				audioRan++
+			case strings.Contains(l, " -f adts "):
+				aacRan++
 			}
 		}
 		return n
@@ -85,13 +88,14 @@ func TestReuseWindows(t *testing.T) {
 
 	plain := render1("plain", "")
 	windows := videoRuns()
-	audioWindows := audioRan
-	if windows < 3 || audioWindows != windows {
-		t.Fatalf("%d video jobs and %d audio windows, want at least 3 windows of 2 s of each", windows, audioWindows)
+	audioWindows, aacWindows := audioRan, aacRan
+	if windows < 3 || audioWindows != windows || aacWindows != windows {
+		t.Fatalf("%d video jobs, %d audio windows and %d encoded audio windows, want at least 3 windows of 2 s of each",
+			windows, audioWindows, aacWindows)
 	}
-	// Counted from here on: every window, video and audio.
-	runs := func() int { return videoRuns() + audioRan }
-	windows += audioWindows
+	// Counted from here on: every window, video, audio and encoded audio.
+	runs := func() int { return videoRuns() + audioRan + aacRan }
+	windows += audioWindows + aacWindows
 	want := frameHashes(t, plain, "", 0)
 
 	render1("keeping", reuse)
@@ -212,12 +216,13 @@ func TestReuseWindows(t *testing.T) {
 		}
 	}
 	render1("changed", reuse)
-	// Only the video was re-encoded: the audio windows are taken.
-	if got, want := runs(), windows-audioWindows; got != want {
+	// Only the video was re-encoded: the audio windows, and the encoded
+	// ones, are taken.
+	if got, want := runs(), windows-audioWindows-aacWindows; got != want {
 		t.Errorf("render after the video segments changed ran %d windows, want %d", got, want)
 	}
-	t.Logf("%d windows of 2 s (video and audio): %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, 0 for a copy of the session, %d after its segments changed; frames identical to a plain render",
-		windows, windows, windows-done, done, windows-audioWindows)
+	t.Logf("%d windows of 2 s (video, audio and encoded audio): %d kept, 1 rendered again after one was lost, %d after a stop with %d kept, 0 for a copy of the session, %d after its segments changed; frames identical to a plain render",
+		windows, windows, windows-done, done, windows-audioWindows-aacWindows)
 }
 
 // patchTitle changes a Matroska file's header in place (the muxing

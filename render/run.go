@@ -136,6 +136,11 @@ func (r *runner) run(ctx context.Context, c Command, progress func(done time.Dur
 			return "", fmt.Errorf("render: %s: %w", c.Name, err)
 		}
 	}
+	if c.aacJoin != nil {
+		if err := joinAACWindows(ctx, r.dir, c.aacJoin); err != nil {
+			return "", fmt.Errorf("render: %s: %w", c.Name, err)
+		}
+	}
 	line := r.commandLine(c)
 	cmd := exec.CommandContext(ctx, line[0], line[1:]...)
 	cmd.Dir = r.dir

@@ -113,7 +113,8 @@ func TestParseLoudness(t *testing.T) {
 		t.Errorf("parsed %+v", l)
 	}
 	s := &Settings{Loudness: -16}
-	if got := strings.Join(loudnessFilters(s, l), ","); got != "volume=11.6dB,alimiter=limit=0.841395:level=false:latency=true" {
+	// 11.6 dB to the target, set in steps of half a decibel.
+	if got := strings.Join(loudnessFilters(s, l), ","); got != "volume=11.5dB,alimiter=limit=0.841395:level=false:latency=true" {
 		t.Errorf("filters for %+v: %s", l, got)
 	}
 	quiet := Loudness{I: -40, Peak: -30, Measured: true}

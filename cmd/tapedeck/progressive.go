@@ -82,6 +82,8 @@ func prerenderMetrics(p *prerender.Prerenderer) []prometheus.Collector {
 		c("tapedeck_progressive_windows_total", "Windows of video rendered during calls.", func(s prerender.Stats) float64 { return float64(s.Windows) }),
 		c("tapedeck_progressive_windows_again_total", "Windows rendered during a call once more because the sync model moved a source by more than a quarter frame.",
 			func(s prerender.Stats) float64 { return float64(s.Again) }),
+		c("tapedeck_progressive_audio_encoded_total", "Windows of the audio encoded to AAC during calls (again when the gain of the call so far moves a step).",
+			func(s prerender.Stats) float64 { return float64(s.AudioEncoded) }),
 		c("tapedeck_progressive_deferred_total", "Looks at a call that started no window because the CPU outside niced processes was over --progressive-cpu.",
 			func(s prerender.Stats) float64 { return float64(s.Deferred) }),
 		c("tapedeck_progressive_failed_total", "Windows that failed to render during a call (tried again).", func(s prerender.Stats) float64 { return float64(s.Failed) }),

@@ -1,0 +1,174 @@
+package render
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// speechLike is n stereo samples that are hard on a splice: a voice-like
+// harmonic sound whose pitch glides, in syllables 4 a second, with a little
+// noise, and tones that start sharply at each of the sample positions at.
+func speechLike(n int, at []int64) []float32 {
+	s := noise(n, 7)
+	var phase float64
+	for i := range n {
+		t := float64(i) / sampleRate
+		env := math.Max(0, math.Sin(2*math.Pi*4*t))
+		f0 := 160 + 50*math.Sin(2*math.Pi*0.3*t)
+		phase += 2 * math.Pi * f0 / sampleRate
+		var v float64
+		for h := 1.0; h <= 12; h++ {
+			v += math.Sin(h*phase) / h
+		}
+		v *= 0.15 * env
+		s[2*i] = float32(v) + 0.05*s[2*i]
+		s[2*i+1] = float32(0.8*v) + 0.05*s[2*i+1]
+	}
+	for _, a := range at {
+		for i := a; i < min(int64(n), a+4800); i++ {
+			v := float32(0.3 * math.Sin(2*math.Pi*880*float64(i-a)/sampleRate))
+			s[2*i] += v
+			s[2*i+1] -= v
+		}
+	}
+	return s
+}
+
+// decodeAAC decodes an encoded file's audio to interleaved stereo floats.
+func decodeAAC(t *testing.T, path string) []float32 {
+	t.Helper()
+	cmd := exec.Command(ffmpegTool(t), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", "0:a",
+		"-f", "f32le", "-ac", "2", "-ar", "48000", "-")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	s := make([]float32, len(out)/4)
+	for i := range s {
+		s[i] = math.Float32frombits(binary.LittleEndian.Uint32(out[4*i:]))
+	}
+	return s
+}
+
+// maxErr is the largest |a − b| over stereo samples [from, to).
+func maxErr(a, b []float32, from, to int64) float64 {
+	var m float64
+	for i := 2 * max(0, from); i < 2*min(to, int64(len(a)/2), int64(len(b)/2)); i++ {
+		m = max(m, math.Abs(float64(a[i]-b[i])))
+	}
+	return m
+}
+
+// snr is the signal-to-error ratio (dB) of got against want.
+func snr(want, got []float32) float64 {
+	var sig, e float64
+	for i := range min(len(want), len(got)) {
+		sig += float64(want[i]) * float64(want[i])
+		d := float64(got[i] - want[i])
+		e += d * d
+	}
+	return 10 * math.Log10(sig/e)
+}
+
+// lagOf is the lag (samples, within ±limit) at which got best matches
+// want: 0 when they are aligned.
+func lagOf(want, got []float32, limit int) int {
+	best, lag := math.Inf(-1), 0
+	n := min(len(want), len(got))/2 - limit
+	for l := -limit; l <= limit; l++ {
+		var c float64
+		for i := limit; i < n; i += 3 {
+			c += float64(want[2*i]) * float64(got[2*(i+l)])
+		}
+		if c > best {
+			best, lag = c, l
+		}
+	}
+	return lag
+}
+
+// TestAACWindows encodes a mix drawn in windows of 2.5 s in encoded audio
+// windows and joins them, and compares the result with one encoder over the
+// whole mix: the same length to the sample, no shift, and at each splice no
+// more error than the codec's own.
+func TestAACWindows(t *testing.T) {
+	ff := ffmpegTool(t)
+	dir := t.TempDir()
+	fps := timeline.Rational{Num: 30, Den: 1}
+	const frames, window = 380, 75 // 12.67 s in windows of 2.5 s
+	total := samplesOfFrames(frames, fps)
+	p := &Program{Frames: frames, FPS: fps, profiles: []Profile{{Name: ProfileMP4_360}}}
+	var starts []int64
+	for f := int64(0); f < frames; f += window {
+		p.audioSpans = append(p.audioSpans, span{f, min(frames, f+window)})
+		starts = append(starts, samplesOfFrames(f, fps))
+	}
+	p.aacWindows = aacWindowsOf(starts, total)
+	if got, want := len(p.aacWindows), len(starts); got != want {
+		t.Fatalf("%d encoded windows for %d audio windows", got, want)
+	}
+	var junctions []int64
+	for _, w := range p.aacWindows[1:] {
+		junctions = append(junctions, int64(w.From-1)*aacFrameSamples) // the first sample of the packet's frame
+	}
+	src := speechLike(int(total), junctions)
+	var names []string
+	var durs []float64
+	for i, sp := range p.audioSpans {
+		a, b := samplesOfFrames(sp.From, fps), samplesOfFrames(sp.To, fps)
+		writeWAV(t, filepath.Join(dir, audioWindowFile(i)), wavFloat, 2, sampleRate, 32, floatBytes(src[2*a:2*b]))
+		names, durs = append(names, audioWindowFile(i)), append(durs, float64(b-a)/sampleRate)
+	}
+	p.audioList = ffconcat(names, durs)
+	r := &runner{ffmpeg: ff, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx := context.Background()
+	one := p.encodeMix("one pass", "one.m4a", nil, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4")
+	cmds := append(p.aacWindowCommands(nil), p.aacJoin(), one)
+	for _, c := range cmds {
+		if _, err := r.run(ctx, c, func(time.Duration) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Muxed as a render muxes it, with a video.
+	runFFmpeg(t, "-f", "lavfi", "-i", "color=size=64x64:rate=30:duration=12.666667", "-i", filepath.Join(dir, aacFile),
+		"-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "copy", "-movflags", "+faststart", filepath.Join(dir, "muxed.mp4"))
+	joined, single, muxed := decodeAAC(t, filepath.Join(dir, aacFile)), decodeAAC(t, filepath.Join(dir, "one.m4a")),
+		decodeAAC(t, filepath.Join(dir, "muxed.mp4"))
+	// FFmpeg's decoder leaves the last frame whole: the one pass's
+	// length, the source's to within a frame.
+	if n := int64(len(single) / 2); n < total || n >= total+aacFrameSamples {
+		t.Errorf("one pass: %d samples decoded, want %d to %d", n, total, total+aacFrameSamples-1)
+	}
+	for name, got := range map[string][]float32{"joined": joined, "muxed": muxed} {
+		if got, want := len(got), len(single); got != want {
+			t.Errorf("%s: %d samples decoded, want %d as in one pass", name, got/2, want/2)
+		}
+		if lag := lagOf(src, got, 2048); lag != 0 {
+			t.Errorf("%s: decoded %d samples off the source", name, lag)
+		}
+	}
+	sj, so := snr(src, joined), snr(src, single)
+	t.Logf("SNR against the source: %.2f dB joined from %d windows, %.2f dB one pass", sj, len(p.aacWindows), so)
+	if sj < so-0.5 {
+		t.Errorf("joined SNR %.2f dB, want within 0.5 dB of the one pass's %.2f", sj, so)
+	}
+	for _, b := range junctions {
+		// The frames decoded from the packets on either side of the splice.
+		from, to := b-2*aacFrameSamples, b+2*aacFrameSamples
+		ej, eo := maxErr(src, joined, from, to), maxErr(src, single, from, to)
+		t.Logf("splice at sample %d: largest error %.4f, %.4f in one pass", b, ej, eo)
+		if ej > 2*eo {
+			t.Errorf("splice at sample %d: largest error %.4f, over twice the one pass's %.4f there", b, ej, eo)
+		}
+	}
+}
