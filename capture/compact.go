@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -45,9 +46,74 @@ func Compact(dir string) (*timeline.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: compact %s: %w", dir, err)
 	}
-	m, err := compact(dir, recs)
+	m, err := compact(dir, recs, scanSegment)
 	if err != nil {
 		return nil, fmt.Errorf("capture: compact %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// A Compactor compacts the folder of a session being recorded again and
+// again (the render during the call looks at it every few seconds), reading
+// only what was added since its last Manifest: the journal's new whole lines,
+// and each unfinished segment from its last complete cluster on
+// (mkv.Follower). Its manifests are Compact's. It is not safe for
+// concurrent use.
+type Compactor struct {
+	dir     string
+	off     int64    // journal bytes read: whole lines
+	recs    []record // the records read
+	follows map[string]*mkv.Follower
+}
+
+// NewCompactor returns a Compactor of the session folder dir.
+func NewCompactor(dir string) *Compactor {
+	return &Compactor{dir: dir, follows: map[string]*mkv.Follower{}}
+}
+
+// Manifest compacts the session as it is now (see Compact).
+func (c *Compactor) Manifest() (*timeline.Manifest, error) {
+	f, err := os.Open(filepath.Join(c.dir, JournalName))
+	if err != nil {
+		return nil, fmt.Errorf("capture: compact %s: %w", c.dir, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(c.off, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("capture: compact %s: %w", c.dir, err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("capture: compact %s: %w", c.dir, err)
+	}
+	// A line being written is read at the next call.
+	whole := bytes.LastIndexByte(data, '\n') + 1
+	recs, _, err := readJournal(bytes.NewReader(data[:whole]))
+	if err != nil {
+		return nil, fmt.Errorf("capture: compact %s: %w", c.dir, err)
+	}
+	c.recs, c.off = append(c.recs, recs...), c.off+int64(whole)
+	open := map[string]bool{}
+	m, err := compact(c.dir, c.recs, func(path string) (mkv.Summary, error) {
+		open[path] = true
+		fl := c.follows[path]
+		if fl == nil {
+			fl = &mkv.Follower{}
+			c.follows[path] = fl
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return mkv.Summary{}, err
+		}
+		defer f.Close()
+		return fl.Scan(f)
+	})
+	for path := range c.follows {
+		if !open[path] {
+			delete(c.follows, path) // closed since
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("capture: compact %s: %w", c.dir, err)
 	}
 	return m, nil
 }
@@ -71,7 +137,9 @@ type compaction struct {
 	paths      map[string]string // segment path → "track T segment N"
 }
 
-func compact(dir string, recs []record) (*timeline.Manifest, error) {
+// compact builds the manifest of the records recs of the session folder
+// dir, scanning the segments the journal does not say are closed with scan.
+func compact(dir string, recs []record, scan func(path string) (mkv.Summary, error)) (*timeline.Manifest, error) {
 	c := &compaction{
 		m:     &timeline.Manifest{Version: timeline.ManifestVersion},
 		parts: map[string]*timeline.Participant{}, lanes: map[string]*timeline.Lane{},
@@ -110,7 +178,7 @@ func compact(dir string, recs []record) (*timeline.Manifest, error) {
 	for _, id := range c.laneOrder {
 		l := c.lanes[id]
 		for _, t := range c.laneTracks[id] {
-			if err := finishSegments(dir, t); err != nil {
+			if err := finishSegments(dir, t, scan); err != nil {
 				return nil, err
 			}
 			l.Tracks = append(l.Tracks, *t)
@@ -347,11 +415,11 @@ func validSegmentPath(p string) bool {
 // finishSegments fills in segments that were never closed (the recorder
 // stopped while writing them) from what their files hold, and drops those
 // whose file holds no media. Only a track's last segment can be open.
-func finishSegments(dir string, t *timeline.Track) error {
+func finishSegments(dir string, t *timeline.Track, scan func(path string) (mkv.Summary, error)) error {
 	kept := t.Segments[:0]
 	for _, s := range t.Segments {
 		if !s.Closed {
-			sum, err := scanSegment(filepath.Join(dir, filepath.FromSlash(s.Path)))
+			sum, err := scan(filepath.Join(dir, filepath.FromSlash(s.Path)))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}

@@ -2,7 +2,9 @@ package capture
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -405,4 +407,152 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// TestCompactorFollowsCompact compacts a session again and again while its
+// journal and its unfinished segment grow (a line cut mid-way at times, as a
+// reader may see it), and compares each manifest with Compact's of the same
+// folder.
+func TestCompactorFollowsCompact(t *testing.T) {
+	dir := t.TempDir()
+	seg := filepath.Join(dir, "tracks", "a", "audio-t1-000.webm")
+	writeCrashedSegment(t, seg)
+	media, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(dir, JournalName)
+	lines := goodJournal[:6] // the segment stays open
+	// More stats records as the call goes on.
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf(`{"type":"stats","at_unix_ns":%d,"track":"t1","stats":{"arrivals":[[%d,%d]],"levels":[[%d,40]],"received":%d,"lost":0,"duplicates":0,"late":0}}`,
+			7000+i, 200+i*960, 7000+i, 200+i*960, 10+i))
+	}
+	x := NewCompactor(dir)
+	var written, compared int
+	for k := 1; k <= len(lines); k++ {
+		text := strings.Join(lines[:k], "\n") + "\n"
+		if k%3 == 0 && k < len(lines) {
+			text += lines[k][:len(lines[k])/2] // a line being written
+		}
+		if err := os.WriteFile(journal, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if grown := len(media) * k / len(lines); grown > written {
+			f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(media[written:grown]); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			written = grown
+		}
+		want, werr := Compact(dir)
+		got, gerr := x.Manifest()
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("after %d lines: Compactor's error %v, Compact's %v", k, gerr, werr)
+		}
+		if werr != nil {
+			continue
+		}
+		a, _ := json.Marshal(got)
+		b, _ := json.Marshal(want)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("after %d lines, %d bytes of the segment:\nCompactor %s\nCompact   %s", k, written, a, b)
+		}
+		compared++
+	}
+	m, err := x.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Lanes[0].Tracks[0].Segments[0].Frames, int64(0); compared < 10 || got == want {
+		t.Errorf("%d manifests compared; the open segment has %d frames in the last, want some", compared, got)
+	}
+}
+
+// BenchmarkLook is a look of the render during the call at a session 5
+// minutes into a video segment (about 56 MB at 1.5 Mbit/s) with a journal of
+// 3,000 records, one second of media and ten records after the last look:
+// Compact reads it all again, a Compactor only what was added.
+//
+//	go test -run '^$' -bench Look ./capture
+func BenchmarkLook(b *testing.B) {
+	for _, name := range []string{"Compact", "Compactor"} {
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			seg := filepath.Join(dir, "tracks", "a", "video-t1-000.webm")
+			if err := os.MkdirAll(filepath.Dir(seg), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			file, err := os.Create(seg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer file.Close()
+			w, err := mkv.NewWith(file, mkv.Track{Codec: "vp8", ClockRate: 90000, Width: 1280, Height: 720})
+			if err != nil {
+				b.Fatal(err)
+			}
+			frame := make([]byte, 6250) // 1.5 Mbit/s at 30 fps
+			var n int64
+			second := func() {
+				for range 30 {
+					if err := w.WriteFrame(n*3000, n%60 == 0, frame); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+			}
+			journal, err := os.Create(filepath.Join(dir, JournalName))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer journal.Close()
+			header := strings.Join(goodJournal[:3], "\n") + "\n" +
+				`{"type":"segment_open","at_unix_ns":4000,"track":"t1","segment":{"index":0,"path":"tracks/a/video-t1-000.webm","first_rtp":100,"first_arrival_unix_ns":4000}}` + "\n"
+			if _, err := journal.WriteString(header); err != nil {
+				b.Fatal(err)
+			}
+			var records int
+			stats := func(k int) {
+				for range k {
+					fmt.Fprintf(journal, `{"type":"stats","at_unix_ns":%d,"track":"t1","stats":{"arrivals":[[%d,%d]],"levels":[[%d,40]],"received":%d,"lost":0,"duplicates":0,"late":0}}`+"\n",
+						5000+records, 100+records*3000, 5000+records, 100+records*3000, records)
+					records++
+				}
+			}
+			for range 300 {
+				second()
+				stats(10)
+			}
+			x := NewCompactor(dir)
+			look := Compact
+			if name == "Compactor" {
+				look = func(string) (*timeline.Manifest, error) { return x.Manifest() }
+				if _, err := look(dir); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				second()
+				stats(10)
+				b.StartTimer()
+				m, err := look(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if m.Lanes[0].Tracks[0].Segments[0].Frames < 8000 {
+					b.Fatalf("%d frames", m.Lanes[0].Tracks[0].Segments[0].Frames)
+				}
+			}
+		})
+	}
 }

@@ -148,7 +148,7 @@ func FuzzJournal(f *testing.F) {
 		if err != nil {
 			return
 		}
-		m, err := compact(dir, recs)
+		m, err := compact(dir, recs, scanSegment)
 		if errors.Is(err, timeline.ErrInvalidManifest) {
 			t.Fatalf("a record the checks let through made the manifest invalid: %v", err)
 		}

@@ -63,9 +63,11 @@ type Config struct {
 	// not checked).
 	CPUBudget float64
 	CPU       func() (float64, bool)
-	// Manifest compacts the folder of a session being recorded into its
-	// manifest so far (capture.Compact).
-	Manifest func(dir string) (*timeline.Manifest, error)
+	// Manifests returns what compacts the folder dir of a session being
+	// recorded into its manifest so far, each call reading only what was
+	// added since the last (capture.NewCompactor(dir).Manifest): a look's
+	// cost does not grow with the call.
+	Manifests func(dir string) func() (*timeline.Manifest, error)
 	// Options are the options of the room's post-call render, whose Reuse
 	// is where that render takes finished windows from; false: the room
 	// has no render to prepare. Options whose edits cut the recording (a
@@ -118,6 +120,7 @@ type Prerenderer struct {
 // live is one session's loop.
 type live struct {
 	room, session, dir string
+	manifest           func() (*timeline.Manifest, error) // used by the loop only
 	cancel             context.CancelFunc
 	done               chan struct{}
 
@@ -169,8 +172,8 @@ func (l *live) behindBy() time.Duration {
 
 // New returns a Prerenderer.
 func New(cfg Config) (*Prerenderer, error) {
-	if cfg.Manifest == nil || cfg.Options == nil {
-		return nil, errors.New("prerender: Config.Manifest and Config.Options are needed")
+	if cfg.Manifests == nil || cfg.Options == nil {
+		return nil, errors.New("prerender: Config.Manifests and Config.Options are needed")
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = 10 * time.Second
@@ -209,7 +212,7 @@ func (p *Prerenderer) Start(room, session, dir string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
-	l := &live{room: room, session: session, dir: dir, cancel: cancel, done: make(chan struct{})}
+	l := &live{room: room, session: session, dir: dir, manifest: p.cfg.Manifests(dir), cancel: cancel, done: make(chan struct{})}
 	p.sessions[key] = l
 	p.wg.Add(1)
 	go func() {
@@ -388,7 +391,7 @@ func (p *Prerenderer) overBudget() bool {
 // before until is kept); final is where the final media ends, ends the
 // output time of each closed segment's last frame.
 func (p *Prerenderer) step(ctx context.Context, l *live, opts render.Options, until, lookAhead time.Duration) (render.Prerendered, time.Duration, map[string]time.Duration, error) {
-	m, err := p.cfg.Manifest(l.dir)
+	m, err := l.manifest()
 	if err != nil {
 		return render.Prerendered{}, 0, nil, errNotYet{err}
 	}

@@ -71,7 +71,7 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 		MaxJobDuration: 2 * time.Second}
 	pr, err := prerender.New(prerender.Config{
 		Window: 2 * time.Second, Every: 500 * time.Millisecond, Margin: 500 * time.Millisecond,
-		Manifest: capture.Compact,
+		Manifests: func(dir string) func() (*timeline.Manifest, error) { return capture.NewCompactor(dir).Manifest },
 		Options: func(room, session string) (render.Options, bool) {
 			o := opts
 			o.OutDir = filepath.Join(dir, "prerender")

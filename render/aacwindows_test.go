@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -169,6 +170,37 @@ func TestAACWindows(t *testing.T) {
 		t.Logf("splice at sample %d: largest error %.4f, %.4f in one pass", b, ej, eo)
 		if ej > 2*eo {
 			t.Errorf("splice at sample %d: largest error %.4f, over twice the one pass's %.4f there", b, ej, eo)
+		}
+	}
+}
+
+// TestCopyFileOntoItsLink takes a kept file into the work folder that drew
+// it (where the work file is a hard link to the kept one, as when a
+// prerender encodes the audio windows it has just drawn): the file is left
+// whole, not truncated by writing through the link.
+func TestCopyFileOntoItsLink(t *testing.T) {
+	dir := t.TempDir()
+	work, kept := filepath.Join(dir, "mix-000.wav"), filepath.Join(dir, "key", "mix-000.wav")
+	if err := os.WriteFile(work, []byte("samples"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := copyFile(ctx, work, kept); err != nil { // kept
+		t.Fatal(err)
+	}
+	if err := copyFile(ctx, kept, work); err != nil { // taken back
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.wav")
+	if err := os.WriteFile(other, []byte("other samples"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(ctx, other, work); err != nil { // replaced
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{kept: "samples", work: "other samples"} {
+		if got, err := os.ReadFile(path); err != nil || string(got) != want {
+			t.Errorf("%s holds %q (%v), want %q", path, got, err, want)
 		}
 	}
 }

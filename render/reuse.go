@@ -25,7 +25,10 @@ import (
 // A video job is one window of the output's frame grid, encoded with closed
 // GOPs, that the mux concatenates with a stream copy: the same job run again
 // writes the same frames. The audio is mixed in the same windows, as float
-// WAVs joined sample for sample (audioWindows in audio.go). With Options.Reuse, each finished job's files are
+// WAVs joined sample for sample (audioWindows in audio.go), and its AAC
+// encoded in windows whose packets are joined (aacwindows.go; their keys
+// hold the keys of the audio windows they read, and the gain). With
+// Options.Reuse, each finished job's files are
 // kept in that folder under the job's key, and a later render whose job has
 // the same key takes them instead of running FFmpeg: a render interrupted
 // after some of its windows (a crash, a stop) goes on from there when run

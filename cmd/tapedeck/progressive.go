@@ -12,6 +12,7 @@ import (
 	"github.com/tapedeck/tapedeck/postcall"
 	"github.com/tapedeck/tapedeck/prerender"
 	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // progressiveFlags configure the render during calls (serve, demo).
@@ -48,7 +49,7 @@ func startPrerender(f *progressiveFlags, cfg postcall.Config, r sessionRenderer,
 			l, ok := meter.Measure()
 			return l.Busy - l.Niced, ok
 		},
-		Manifest: capture.Compact,
+		Manifests: func(dir string) func() (*timeline.Manifest, error) { return capture.NewCompactor(dir).Manifest },
 		Options: func(room, session string) (render.Options, bool) {
 			for _, spec := range cfg.Renders.For(room) {
 				if spec.Export != nil {
