@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +140,29 @@ func TestAACWindows(t *testing.T) {
 		if _, err := r.run(ctx, c, func(time.Duration) {}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// In MP4 as one encoder's: the packets start one frame early (the
+	// priming, an edit list) and the last ends on the mix's last sample.
+	out, err := exec.Command(strings.TrimSuffix(ff, "ffmpeg")+"ffprobe", "-v", "error", "-select_streams", "a",
+		"-show_entries", "packet=pts,duration", "-of", "csv=p=0", filepath.Join(dir, aacFile)).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var first, end int64
+	packets := strings.Fields(string(out))
+	for i, l := range packets {
+		var pts, dur int64
+		if _, err := fmt.Sscanf(l, "%d,%d", &pts, &dur); err != nil {
+			t.Fatalf("ffprobe: packet %q: %v", l, err)
+		}
+		if i == 0 {
+			first = pts
+		}
+		end = pts + dur
+	}
+	if first != -aacPriming || end != total || len(packets) != aacPackets(total) {
+		t.Errorf("joined: first packet at %d, last ending at %d, %d packets; want %d, %d, %d",
+			first, end, len(packets), -aacPriming, total, aacPackets(total))
 	}
 	// Muxed as a render muxes it, with a video.
 	runFFmpeg(t, "-f", "lavfi", "-i", "color=size=64x64:rate=30:duration=12.666667", "-i", filepath.Join(dir, aacFile),

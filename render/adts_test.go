@@ -2,18 +2,10 @@ package render
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/tapedeck/tapedeck/internal/marks"
 )
 
 // adtsTestFrame returns an ADTS frame around payload: AAC-LC, 48 kHz
@@ -190,139 +182,5 @@ func TestADTSSetts(t *testing.T) {
 	want := `setts=ts=TS-DURATION:duration=if(eq(N\,376)\,DURATION*590/1024\,DURATION)`
 	if got := aacSetts(384590); got != want {
 		t.Errorf("aacSetts = %s, want %s", got, want)
-	}
-}
-
-// TestADTSSpliceFFmpeg encodes a signal with sharp onsets in chunks with
-// FFmpeg's native encoder, joins them and puts them in MP4, then checks the
-// timing (priming edit, exact last duration, no offset) and that the splice
-// decodes as well as a one-pass encode, near the junctions too.
-func TestADTSSpliceFFmpeg(t *testing.T) {
-	ff, fp, err := marks.Tools()
-	if err != nil {
-		t.Fatalf("this test runs the real FFmpeg: %v", err)
-	}
-	dir := t.TempDir()
-	run := func(args ...string) []byte {
-		t.Helper()
-		cmd := exec.Command(ff, append([]string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}, args...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("ffmpeg %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-		}
-		return stdout.Bytes()
-	}
-	const n = 150317 // 3.13 s: not whole frames
-	src := filepath.Join(dir, "src.wav")
-	run("-f", "lavfi", "-i", "aevalsrc=exprs="+
-		"0.3*sin(2*PI*440*t)*gt(mod(t\\,0.37)\\,0.1)+0.2*sin(2*PI*3100*t)*lt(mod(t\\,0.23)\\,0.05)|"+
-		"0.25*sin(2*PI*660*t)*gt(mod(t\\,0.29)\\,0.13)+0.3*lt(mod(t\\,0.41)\\,0.0005):s=48000",
-		"-af", fmt.Sprintf("atrim=end_sample=%d", n), "-c:a", "pcm_f32le", src)
-	encode := func(af, out, format string) {
-		t.Helper()
-		run("-i", src, "-af", af, "-vn", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", format, out)
-	}
-	one := filepath.Join(dir, "one.m4a")
-	encode("anull", one, "mp4")
-
-	plan := testChunks(n, 40*1024+300)
-	var streams [][]byte
-	for i, c := range plan {
-		out := filepath.Join(dir, fmt.Sprintf("chunk-%d.aac", i))
-		encode(fmt.Sprintf("atrim=start_sample=%d:end_sample=%d,asetpts=N/SR/TB", c.Start, c.End), out, "adts")
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams = append(streams, b)
-	}
-	joined, err := joinADTS(plan, streams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adts := filepath.Join(dir, "joined.aac")
-	if err := os.WriteFile(adts, joined, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spliced := filepath.Join(dir, "spliced.m4a")
-	run("-i", adts, "-c", "copy", "-bsf:a", aacSetts(n), "-movie_timescale", "48000", "-f", "mp4", spliced)
-
-	// Timing: the packets start 1024 samples early (the edit list) and
-	// the last one ends on the source's last sample, as one-pass.
-	probe := func(path string) (first, lastEnd int64, count int) {
-		t.Helper()
-		out, err := exec.Command(fp, "-v", "error", "-select_streams", "a", "-show_entries", "packet=pts,duration", "-of", "csv=p=0", path).Output()
-		if err != nil {
-			t.Fatalf("ffprobe %s: %v", path, err)
-		}
-		lines := strings.Fields(string(out))
-		for i, l := range lines {
-			pts, err1 := strconv.ParseInt(strings.Split(l, ",")[0], 10, 64)
-			dur, err2 := strconv.ParseInt(strings.Split(l, ",")[1], 10, 64)
-			if err1 != nil || err2 != nil {
-				t.Fatalf("ffprobe %s: packet %q", path, l)
-			}
-			if i == 0 {
-				first = pts
-			}
-			lastEnd = pts + dur
-		}
-		return first, lastEnd, len(lines)
-	}
-	f, e, c := probe(spliced)
-	if f != -aacPriming || e != n || c != aacPackets(n) {
-		t.Errorf("spliced: first pts %d, end %d, %d packets; want %d, %d, %d", f, e, c, -aacPriming, n, aacPackets(n))
-	}
-
-	pcm := func(path string) [][2]float64 {
-		t.Helper()
-		b := run("-i", path, "-f", "f32le", "-ac", "2", "-")
-		x := make([][2]float64, len(b)/8)
-		for i := range x {
-			for ch := range 2 {
-				x[i][ch] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i*8+ch*4:])))
-			}
-		}
-		return x
-	}
-	ref, dOne, dSpl := pcm(src), pcm(one), pcm(spliced)
-	if len(ref) != n || len(dOne) < n || len(dSpl) < n {
-		t.Fatalf("decoded %d and %d samples of %d", len(dOne), len(dSpl), n)
-	}
-	snr := func(x [][2]float64, a, b int) float64 {
-		var s, e float64
-		for i := a; i < b; i++ {
-			for ch := range 2 {
-				s += ref[i][ch] * ref[i][ch]
-				e += (x[i][ch] - ref[i][ch]) * (x[i][ch] - ref[i][ch])
-			}
-		}
-		return 10 * math.Log10(s/e)
-	}
-	// No offset: the error is smallest unshifted.
-	for _, lag := range []int{-1024, -1, 1, 1024} {
-		var e0, e1 float64
-		for i := 2048; i < n-2048; i++ {
-			e0 += math.Abs(dSpl[i][0] - ref[i][0])
-			e1 += math.Abs(dSpl[i+lag][0] - ref[i][0])
-		}
-		if e1 <= e0 {
-			t.Errorf("spliced decode fits the source better shifted by %d samples", lag)
-		}
-	}
-	whole, wholeOne := snr(dSpl, 0, n), snr(dOne, 0, n)
-	t.Logf("SNR spliced %.2f dB, one-pass %.2f dB", whole, wholeOne)
-	if whole < wholeOne-1.5 {
-		t.Errorf("spliced SNR %.2f dB, one-pass %.2f dB", whole, wholeOne)
-	}
-	for _, c := range plan[1:] {
-		mid := c.From*aacFrameSamples - aacFrameSamples/2
-		a, b := max(0, mid-2400), min(n, mid+2400)
-		s, o := snr(dSpl, a, b), snr(dOne, a, b)
-		t.Logf("junction at packet %d: ±50 ms SNR %.2f dB, one-pass %.2f dB", c.From, s, o)
-		if s < o-3 {
-			t.Errorf("junction at packet %d: ±50 ms SNR %.2f dB, one-pass %.2f dB", c.From, s, o)
-		}
 	}
 }

@@ -321,8 +321,9 @@ func runLoadtest(ctx context.Context, f *loadFlags, log *slog.Logger, out io.Wri
 		lost, 100*float64(lost)/float64(max(sent, 1)), drops1-drops0)
 	fmt.Fprintf(out, "  manifest                %s\n", mans[0])
 	if f.progressive {
-		fmt.Fprintf(out, "  rendered during the call %.0f windows (%.0f again), %.0f looks deferred for CPU, %.0f failed; %.1f s of final media not yet drawn at hang-up\n",
+		fmt.Fprintf(out, "  rendered during the call %.0f windows (%.0f again), %.0f of the audio encoded, %.0f looks deferred for CPU, %.0f failed; %.1f s of final media not yet drawn at hang-up\n",
 			progressive["tapedeck_progressive_windows_total"], progressive["tapedeck_progressive_windows_again_total"],
+			progressive["tapedeck_progressive_audio_encoded_total"],
 			progressive["tapedeck_progressive_deferred_total"], progressive["tapedeck_progressive_failed_total"],
 			progressive["tapedeck_progressive_behind_seconds"])
 	}
