@@ -1,13 +1,15 @@
 // Package prerender renders a session's video while the call is recorded.
 //
-// Every few seconds it compacts the journal of each session being recorded
-// into a manifest, places it with the sync model, plans it with the options
-// of the room's post-call render, and renders the windows of the output
-// (render.Prerender) whose media is final on disk, into the folder the
-// post-call render of the session takes finished windows from. When the call
-// ends, that render draws only the windows of the call's last seconds, mixes
-// the audio and muxes: the composite is ready seconds after the call,
-// however long it was.
+// Every few seconds it compacts what the journal and the open segments of
+// each session being recorded gained since its last look into a manifest
+// (Config.Manifests), places it with the sync model, plans it with the
+// options of the room's post-call render, and renders the windows of the
+// output (render.Prerender: the video, the audio mix, and the mix's AAC with
+// the gain of the call so far) whose media is final on disk, into the folder
+// the post-call render of the session takes finished windows from. When the
+// call ends, that render draws only the windows of the call's last seconds
+// (and the AAC of those whose gain is not the whole call's), joins them and
+// muxes: the composite is ready seconds after the call, however long it was.
 //
 // Capture comes first: windows render niced, at most Config.Concurrency at a
 // time for all sessions, and none starts while the machine's CPU use outside
