@@ -69,6 +69,7 @@ bench: deps-demo $(NATS_SERVER)
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
 	$(BIN)/tapedeck loadtest --publishers 20 --duration 30s --progressive --log-level warn
 	$(GO) test -run '^$$' -bench Render -benchtime 1x -count=1 -timeout 60m ./render
+	$(GO) test -run '^$$' -bench MeasureWAV -count=1 ./render
 	$(GO) test -run '^$$' -bench Availability -benchtime 1x -count=1 -timeout 150m ./render
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count=1 ./cluster
 

@@ -18,14 +18,14 @@ import (
 //
 // AAC codes 1024-sample frames with overlapping transforms, so a frame's
 // packet depends on its neighbours' samples. Window k's encoder is fed
-// aacPreroll frames before its first frame and aacLookahead samples after
-// its last, and only the packets of its own frames are kept: those are the
-// packets a single encoder over the whole mix would have written, but for
-// the rate control's and the psychoacoustic model's state, which the
-// pre-roll brings close (the splice is measured in aacwindows_test.go).
-// The windows' packets, read from ADTS, are joined into one stream (joinAAC)
-// that is put into an MP4 with the encoder's priming signalled, as a single
-// encode's would be.
+// aacPreroll frames before its first packet's and aacTail frames after its
+// last packet's, and only its own packets are kept: those are the packets a
+// single encoder over the whole mix would have written, but for the rate
+// control's state, which the pre-roll brings close (adts.go; the splice is
+// measured in aacwindows_test.go). The windows' packets, read from ADTS, are
+// joined into one stream (joinAACWindows) that is put into an MP4 with the
+// encoder's priming and the mix's end signalled, as a single encode's would
+// be.
 //
 // A window's packets depend on the gain that brings the whole mix to the
 // target loudness; a window encoded during the call with the gain measured
@@ -99,14 +99,13 @@ func (p *Program) aacWindowCommands(af []string) []Command {
 	for i, sp := range p.aacWindows {
 		var names []string
 		var durs []float64
-		var start int64 = sp.First
 		for _, w := range sp.Windows {
 			sa, sb := samplesOfFrames(p.audioSpans[w].From, p.FPS), samplesOfFrames(p.audioSpans[w].To, p.FPS)
 			names = append(names, audioWindowFile(w))
 			durs = append(durs, float64(sb-sa)/sampleRate)
 		}
 		list := fmt.Sprintf("aac-%03d.ffconcat", i)
-		filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-start, sp.End-start), "asetpts=N/SR/TB"}
+		filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-sp.First, sp.End-sp.First), "asetpts=N/SR/TB"}
 		filters = append(filters, af...)
 		args := append(baseArgs(), "-f", "concat", "-safe", "0", "-i", list, "-af", strings.Join(filters, ","), "-vn",
 			"-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-ar", "48000", "-ac", "2", "-f", "adts", aacWindowFile(i))
