@@ -25,7 +25,9 @@ import (
 // AAC), as serve does: Chromium's own RTP timestamps, sender reports and
 // pacing, not our publisher's. The render after the call takes those
 // windows, and its composite has the frame count, the flash frames and the
-// beep instants of a render of the same session that reused nothing.
+// beep instants of a render of the same session that reused nothing (a
+// flash within a quarter frame of the midpoint of two output frames may show
+// on either: the reuse keys place a source within a quarter frame).
 func TestBrowserProgressive(t *testing.T) {
 	bin := chromiumPath(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -96,21 +98,53 @@ func TestBrowserProgressive(t *testing.T) {
 	if len(gp) != len(wp) {
 		t.Fatalf("the composite from the call's windows has %d frames, the plain render %d", len(gp), len(wp))
 	}
-	flashes := func(path string) []string {
+	flashes := func(path string) []float64 {
 		t.Helper()
 		pts, luma, err := marks.Luma(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for _, f := range marks.Flashes(pts, luma) {
-			out = append(out, fmt.Sprintf("%.3f", f))
-		}
-		return out
+		return marks.Flashes(pts, luma)
 	}
 	fa, fb := flashes(got[0].Path), flashes(want[0].Path)
-	if len(fa) < 8 || fmt.Sprint(fa) != fmt.Sprint(fb) {
-		t.Errorf("flashes at %v from the call's windows, at %v in the plain render (want the same, at least 8)", fa, fb)
+	if len(fa) != len(fb) || len(fa) < 8 {
+		t.Fatalf("%d flashes from the call's windows, %d in the plain render (want the same, at least 8)", len(fa), len(fb))
+	}
+	// A window drawn during the call is taken when the final sync model
+	// places its source within the same quarter of an output frame (the
+	// reuse key): a flash whose instant lies that close to the midpoint of
+	// two output frames may show on either. Every other flash must be on
+	// the same frame.
+	plan, err := render.LoadPlan(e.Dir, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := timeline.NewSync(e.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded []float64 // output time
+	for _, in := range findMarks(t, e.Dir, e.Manifest, s, "anna") {
+		for _, f := range in.flashes {
+			recorded = append(recorded, f-float64(plan.SessionStartUnixNS)/1e9)
+		}
+	}
+	frame := float64(plan.FPS.Den) / float64(plan.FPS.Num)
+	var moved int
+	for i := range fa {
+		if math.Abs(fa[i]-fb[i]) < 0.001 {
+			continue
+		}
+		moved++
+		mid := (fa[i] + fb[i]) / 2
+		near := math.Inf(1)
+		for _, r := range recorded {
+			near = min(near, math.Abs(r-mid))
+		}
+		if math.Abs(math.Abs(fa[i]-fb[i])-frame) > 0.001 || near > frame/4+0.001 {
+			t.Errorf("flash at %.3f s from the call's windows, at %.3f s in the plain render: recorded %.1f ms from the midpoint of the two frames (may differ within a quarter frame, %.1f ms)",
+				fa[i], fb[i], near*1000, frame/4*1000)
+		}
 	}
 	beeps := func(path string) []float64 {
 		t.Helper()
@@ -130,7 +164,8 @@ func TestBrowserProgressive(t *testing.T) {
 	for i := range ba {
 		worst = max(worst, math.Abs(ba[i]-bb[i]))
 	}
-	t.Logf("%d frames, %d flashes on the same frames, %d beeps within %.2f ms of the plain render's", len(gp), len(fa), len(ba), worst*1000)
+	t.Logf("%d frames; %d flashes, %d of them on the same frame, the others on the next (their instants within a quarter frame of the midpoint); %d beeps within %.2f ms of the plain render's",
+		len(gp), len(fa), len(fa)-moved, len(ba), worst*1000)
 	if worst > 0.0015 {
 		t.Errorf("a beep %.2f ms from the plain render's", worst*1000)
 	}
