@@ -208,8 +208,10 @@ func offsets(list []avMark) (at, off []float64) {
 // 2-CPU machine Chromium's capture also slips by one frame of its 30 fps
 // stream mid-call, for good (seen in CI: a step of +30 ms at the ninth of 16
 // marks, a band of 58 ms, a Theil–Sen trend of +49.7 ms): the band and the
-// trend allow one such slip. A sync model that drifts (a wrong rate) moves
-// the beeps off their wall-clock grid, which beepTolMS holds to 2 ms.
+// trend allow one such slip. A sync model that drifts the audio (a wrong
+// rate) moves the beeps off their wall-clock grid, which beepTolMS holds to
+// 2 ms; one that drifts the video, the trend still catches past 50 ms over
+// the call (3,300 ppm over 15 s).
 const (
 	minMarks    = 12     // marks in all the recorded tracks
 	renderFPS   = 60     // the render's frame rate: see checkRender
