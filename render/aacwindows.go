@@ -41,12 +41,10 @@ const (
 )
 
 // aacWindow is one encoded audio window: the packets it contributes, what
-// its encoder is fed, and the audio windows (indexes) that is read from,
-// the first of which starts at output sample First.
+// its encoder is fed, and the audio windows (indexes) that is read from.
 type aacWindow struct {
 	aacChunk
 	Windows []int
-	First   int64
 }
 
 // aacWindowsOf cuts the AAC of a mix of total samples, drawn in audio
@@ -73,9 +71,6 @@ func aacWindowsOf(starts []int64, total int64) []aacWindow {
 				end = starts[i+1]
 			}
 			if starts[i] < w.End && end > w.Start {
-				if len(w.Windows) == 0 {
-					w.First = starts[i]
-				}
 				w.Windows = append(w.Windows, i)
 			}
 		}
@@ -105,7 +100,9 @@ func (p *Program) aacWindowCommands(af []string) []Command {
 			durs = append(durs, float64(sb-sa)/sampleRate)
 		}
 		list := fmt.Sprintf("aac-%03d.ffconcat", i)
-		filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-sp.First, sp.End-sp.First), "asetpts=N/SR/TB"}
+		// The list starts with the first window read.
+		first := samplesOfFrames(p.audioSpans[sp.Windows[0]].From, p.FPS)
+		filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-first, sp.End-first), "asetpts=N/SR/TB"}
 		filters = append(filters, af...)
 		args := append(baseArgs(), "-f", "concat", "-safe", "0", "-i", list, "-af", strings.Join(filters, ","), "-vn",
 			"-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-ar", "48000", "-ac", "2", "-f", "adts", aacWindowFile(i))
@@ -224,12 +221,12 @@ func prerenderAAC(ctx context.Context, r *runner, prog *Program) ([]int, error) 
 	if !prog.settings.LoudnessOff {
 		var parts []loudnessBlocks
 		for i, key := range kept {
-			var b loudnessBlocks
-			var err error
-			if i < len(prog.audioSpans) {
-				b, err = r.windowBlocks(ctx, prog, i, key)
+			if i >= len(prog.audioSpans) {
+				delete(kept, i)
+				continue
 			}
-			if i >= len(prog.audioSpans) || err != nil {
+			b, err := r.windowBlocks(ctx, prog, i, key)
+			if err != nil {
 				// Kept by a look at a shorter call (its last window
 				// shorter), or unreadable: not this program's window.
 				r.log.Debug("render: a kept audio window is not the program's", "window", i, "key", key, "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tapedeck/tapedeck/timeline"
@@ -32,7 +31,8 @@ type Prerendered struct {
 // may be gone from the session folder). It needs opts.Reuse and
 // opts.MaxJobDuration, the windows' length, which the later render must use
 // too; it renders the video's and the audio's windows, encodes the audio's
-// AAC in windows (aacwindows.go), and leaves nothing in opts.OutDir. Windows run opts.Parallel at a time (0: one).
+// AAC in windows (aacwindows.go), and leaves nothing in opts.OutDir. Windows
+// run opts.Parallel at a time (0: one).
 func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Options, from, final time.Duration) (Prerendered, error) {
 	if opts.Reuse == "" || opts.MaxJobDuration <= 0 {
 		return Prerendered{}, errors.New("render: prerender: needs a reuse folder and a window length")
@@ -83,26 +83,18 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 		todo = append(todo, *w)
 	}
 	if len(todo) > 0 {
-		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		var wg sync.WaitGroup
-		fail, firstErr := failFirst(cancel)
 		jobs, keys := make([]Command, len(todo)), make([]Command, len(todo))
 		for k, w := range todo {
 			jobs[k], keys[k] = w.c, w.key
 		}
-		runWindows(ctx, r, jobs, keys, opts.Parallel, newProgress(nil, false, 0, nil), fail, &wg)
-		wg.Wait()
+		err := runAllWindows(ctx, r, jobs, keys, opts.Parallel, newProgress(nil, false, 0, nil))
 		for _, w := range todo {
 			if w.video >= 0 && w.name != "" && r.isKept(w.name, w.c) {
 				res.Rendered = append(res.Rendered, w.video)
 			}
 		}
-		if err := firstErr(); err != nil {
+		if err != nil {
 			return res, fmt.Errorf("render: prerender: %w", err)
-		}
-		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("render: prerender: %w", context.Cause(ctx))
 		}
 	}
 	// The AAC of the audio kept so far, with the gain of its loudness.

@@ -241,11 +241,12 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 		var key Command
 		if i < len(audioKeys) {
 			key = audioKeys[i]
-			keys[i] = r.reuseKey(ctx, key)
 		}
-		if err := r.runKept(ctx, c, key, pr); err != nil {
+		k, err := r.runKept(ctx, c, key, pr)
+		if err != nil {
 			return Loudness{}, err
 		}
+		keys[i] = k
 		if !s.LoudnessOff {
 			b, err := r.windowBlocks(ctx, prog, i, keys[i])
 			if err != nil {
@@ -260,14 +261,8 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 	cmds := prog.AudioEncodes(loud)
 	if n := len(prog.aacWindows); n > 0 {
 		// The encoded windows, parallel at a time, then the rest.
-		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		var wg sync.WaitGroup
-		fail, firstErr := failFirst(cancel)
-		runWindows(ctx, r, cmds[:n], aacKeys(prog, cmds[:n], keys), parallel, pr, fail, &wg)
-		wg.Wait()
-		if err := firstErr(); err != nil {
-			return Loudness{}, err
+		if err := runAllWindows(ctx, r, cmds[:n], aacKeys(prog, cmds[:n], keys), parallel, pr); err != nil {
+			return Loudness{}, fmt.Errorf("render: %w", err)
 		}
 		cmds = cmds[n:]
 	}
@@ -313,17 +308,35 @@ func runWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel i
 			if i < len(keys) {
 				key = keys[i]
 			}
-			if err := r.runKept(ctx, c, key, pr); err != nil {
+			if _, err := r.runKept(ctx, c, key, pr); err != nil {
 				fail(err)
 			}
 		}()
 	}
 }
 
+// runAllWindows runs window commands as runWindows does and waits for them:
+// it returns the first failure, or the cause of ctx's end.
+func runAllWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel int, pr *progress) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	fail, firstErr := failFirst(cancel)
+	runWindows(ctx, r, jobs, keys, parallel, pr, fail, &wg)
+	wg.Wait()
+	if err := firstErr(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
 // runKept runs c, or takes its kept outputs when keyCmd (c with its sources'
 // placements rounded; zero: none) names a kept window, and keeps what it
-// runs.
-func (r *runner) runKept(ctx context.Context, c, keyCmd Command, pr *progress) error {
+// runs. It returns the key (none: "").
+func (r *runner) runKept(ctx context.Context, c, keyCmd Command, pr *progress) (string, error) {
 	var key string
 	if keyCmd.Args != nil {
 		key = r.reuseKey(ctx, keyCmd)
@@ -331,14 +344,14 @@ func (r *runner) runKept(ctx context.Context, c, keyCmd Command, pr *progress) e
 	if r.takeReused(ctx, key, c) {
 		r.log.Info("render: window reused", "step", c.Name, "key", key)
 		pr.update(c.Name, c.Duration)
-		return nil
+		return key, nil
 	}
 	if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
-		return err
+		return key, err
 	}
 	r.keepForReuse(ctx, key, c)
 	pr.update(c.Name, c.Duration)
-	return nil
+	return key, nil
 }
 
 // publish checks the work folder's outputs, then moves them into outDir,
