@@ -22,9 +22,9 @@
 // Config.Idle; and the journal, which holds the audio levels of the speaker
 // layout, has been written past it. The sync model is refined as sender
 // reports arrive; a window rendered with an earlier model is taken by the
-// post-call render unless the final model moves one of its sources by more
-// than a quarter frame (see render's reuse keys); Stats counts the windows
-// rendered again.
+// post-call render unless the final model moves one of its sources to
+// another cell of the placement grid, 1/16 of an output frame (see render's
+// reuse keys); Stats counts the windows rendered again.
 package prerender
 
 import (
@@ -85,8 +85,8 @@ type Stats struct {
 	// Sessions being prerendered now.
 	Sessions int
 	// Windows rendered, and of them Again: rendered once more because the
-	// sync model had moved a source by more than a quarter frame (or its
-	// media changed) since.
+	// sync model had moved a source to another cell of the placement grid
+	// (or its media changed) since.
 	Windows, Again int64
 	// AudioEncoded are the windows of the audio encoded to AAC during calls
 	// (with the gain of the call so far; encoded again when it moves a

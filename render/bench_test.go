@@ -25,7 +25,7 @@ import (
 // layout the simplest way (xstack of the four videos, amix of the four
 // sounds, each delayed by its participant's join time, the same x264 preset
 // and rate control), in the same run. It prints
-// CPU seconds per output second (the FFmpeg children's user+sys time) and
+// CPU seconds per output second (user+sys time of the FFmpeg children and of the process itself) and
 // the realtime factor of both, medians of TAPEDECK_BENCH_RUNS (default 3)
 // alternating runs, and tapedeck's CPU by FFmpeg step; it asserts nothing
 // about them.
@@ -62,13 +62,19 @@ func benchMedia(b *testing.B, length time.Duration, w, h int) (video, audio stri
 	return video, audio
 }
 
-// childCPU returns the CPU time used by the waited-for children so far.
-func childCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
-		b.Fatal(err)
+// usedCPU returns the CPU time used so far by this process (the render's
+// own work: the loudness measured in Go, the runner) and its waited-for
+// children (FFmpeg).
+func usedCPU(b *testing.B) time.Duration {
+	var sum time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(who, &ru); err != nil {
+			b.Fatal(err)
+		}
+		sum += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return sum
 }
 
 type benchFigures struct {
@@ -76,9 +82,9 @@ type benchFigures struct {
 }
 
 func measure(b *testing.B, f func()) benchFigures {
-	cpu0, t0 := childCPU(b), time.Now()
+	cpu0, t0 := usedCPU(b), time.Now()
 	f()
-	return benchFigures{wall: time.Since(t0), cpu: childCPU(b) - cpu0}
+	return benchFigures{wall: time.Since(t0), cpu: usedCPU(b) - cpu0}
 }
 
 // benchCall is the benchmarks' call: TAPEDECK_BENCH_LENGTH long (5 min),
@@ -162,12 +168,23 @@ func BenchmarkRender(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// Alternate the two, several times: the machine may be shared (2
 		// CPUs, other suites running), so the figures are the medians of
-		// the runs, and the CPU is the children's user+sys time (rusage),
+		// the runs, and the CPU is the user+sys time (rusage) of the children and the process,
 		// not wall time.
-		var ours, theirs []benchFigures
+		// TAPEDECK_BENCH_OVERLAYS=yes adds a third arm: tapedeck with every
+		// scene composed with the overlay chain (stack.go), the compositor
+		// before the xstack one.
+		withOverlays := os.Getenv("TAPEDECK_BENCH_OVERLAYS") == "yes"
+		var ours, theirs, overlaid []benchFigures
 		var steps []map[string]time.Duration
 		var d float64
 		for r := 0; r < runs; r++ {
+			if withOverlays {
+				overlaid = append(overlaid, measure(b, func() {
+					if _, err := render.Session(context.Background(), ss.Dir, render.WithOverlays(render.Options{OutDir: outDir})); err != nil {
+						b.Fatal(err)
+					}
+				}))
+			}
 			st := &stepCPU{cpu: map[string]time.Duration{}}
 			ours = append(ours, measure(b, func() {
 				outs, err := render.Session(context.Background(), ss.Dir, render.Options{OutDir: outDir,
@@ -202,13 +219,21 @@ func BenchmarkRender(b *testing.B) {
 		}
 		o := row("tapedeck render (mp4-720p)", ours)
 		t := row("hand-written xstack + amix", theirs)
+		if withOverlays {
+			ov := row("tapedeck, overlay chain", overlaid)
+			var ratios []string
+			for r := range overlaid {
+				ratios = append(ratios, fmt.Sprintf("%.3f", overlaid[r].cpu.Seconds()/theirs[r].cpu.Seconds()))
+			}
+			fmt.Printf("  CPU ratio overlay chain / hand-written: %.3f (medians; run by run: %s)\n", ov.cpu.Seconds()/t.cpu.Seconds(), strings.Join(ratios, ", "))
+		}
 		var ratios []string
 		for r := range ours {
 			ratios = append(ratios, fmt.Sprintf("%.3f", ours[r].cpu.Seconds()/theirs[r].cpu.Seconds()))
 		}
 		fmt.Printf("  CPU ratio tapedeck / hand-written: %.3f (medians; run by run: %s)\n", o.cpu.Seconds()/t.cpu.Seconds(), strings.Join(ratios, ", "))
 		// Where tapedeck's CPU goes, by FFmpeg step (medians of the runs);
-		// "other" is the rest of the children (ffprobe, fc-match).
+		// "other" is the rest (ffprobe, fc-match, the process itself: loudness in Go).
 		var names []string
 		for n := range steps[0] {
 			names = append(names, n)

@@ -298,3 +298,30 @@ func fileOf(t testing.TB, dir, name string) string {
 
 // writeFile writes a text file.
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
+
+// audioSpan returns where the first audio stream of path starts and ends, in
+// samples at 48 kHz: its first packet's pts and its last packet's end, as
+// FFmpeg reads them (edit list applied).
+func audioSpan(t testing.TB, path string) (first, end int64) {
+	t.Helper()
+	_, ffprobe := requireFFmpeg(t)
+	if tb := probeValue(t, path, "a:0", "stream=time_base"); tb != "1/48000" {
+		t.Fatalf("%s: audio time base %s, want 1/48000", path, tb)
+	}
+	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts,duration",
+		"-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	for i, l := range strings.Fields(string(out)) {
+		var pts, dur int64
+		if _, err := fmt.Sscanf(l, "%d,%d", &pts, &dur); err != nil {
+			t.Fatalf("ffprobe %s: packet %q: %v", path, l, err)
+		}
+		if i == 0 {
+			first = pts
+		}
+		end = pts + dur
+	}
+	return first, end
+}

@@ -170,7 +170,10 @@ func (p *Program) muxFile(pr Profile) Command {
 		if subs {
 			args = append(args, "-c:s", "mov_text", "-metadata:s:s:0", "language=und")
 		}
-		args = append(args, "-movflags", "+faststart", "-f", "mp4", out)
+		// The edit lists (the AAC's priming, the end of its last packet)
+		// in 1/48000 s: the default millisecond timescale would cut the
+		// last packet by up to 47 samples.
+		args = append(args, "-movie_timescale", "48000", "-movflags", "+faststart", "-f", "mp4", out)
 	}
 	return Command{Args: args, Files: files, Outputs: []string{out}}
 }
@@ -178,7 +181,7 @@ func (p *Program) muxFile(pr Profile) Command {
 // muxAudio writes the encoded mix alone as an M4A file.
 func (p *Program) muxAudio() Command {
 	out := path.Join(outDirName, OutputName(ProfileAudio))
-	args := append(baseArgs(), "-i", aacFile, "-map", "0:a", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", out)
+	args := append(baseArgs(), "-i", aacFile, "-map", "0:a", "-c", "copy", "-movie_timescale", "48000", "-movflags", "+faststart", "-f", "mp4", out)
 	return Command{Args: args, Outputs: []string{out}}
 }
 

@@ -65,6 +65,10 @@ type Options struct {
 	// again: a render interrupted midway goes on where it stopped (see
 	// reuse.go). The caller removes it when the render is no longer needed.
 	Reuse string
+
+	// overlays composes every scene with the overlay chain (Settings);
+	// set by the tests and the benchmark, through export_test.go.
+	overlays bool
 }
 
 // Output is one rendered profile.

@@ -50,14 +50,19 @@ type Settings struct {
 	// measureSide makes the audio command measure the peak of L − R (a
 	// stem's audio is mono when it is silent), instead of the loudness.
 	measureSide bool
-	// placeQuantum, when above 0, rounds every video source's placement
-	// (the output time of its file time 0) to a multiple of it, in
-	// seconds: the program then names what a job draws with a tolerance,
-	// for the reuse keys (see reuse.go), and is not run.
+	// placeQuantum rounds every video source's placement (the output time
+	// of its file time 0) to a multiple of it, in seconds; 0 is 1/16 of an
+	// output frame (videoPlaceSteps): every video job then names itself for
+	// the reuse keys (see reuse.go).
 	placeQuantum float64
 	// audioQuantum does the same for audio sources (seconds), whose
-	// placement is heard to the sample.
+	// placement is heard to the sample: the program then names what an
+	// audio window mixes with a tolerance, for the reuse keys, and is not
+	// run.
 	audioQuantum float64
+	// overlays composes every scene with the chain of overlays, never with
+	// xstack (stack.go): the tests compare the two.
+	overlays bool
 	// AudioWindows mixes the audio in the video's windows, one command
 	// each, and joins them (what Render does: the windows are kept and
 	// reused as the video's are), instead of in one command.
@@ -149,6 +154,9 @@ func Compile(p *timeline.Plan, s Settings) (*Program, error) {
 	}
 	if s.MaxJobInputs <= 0 {
 		s.MaxJobInputs = defaultJobInputs
+	}
+	if s.placeQuantum <= 0 && p.FPS.Num > 0 && p.FPS.Den > 0 {
+		s.placeQuantum = frameTime(1, p.FPS) / videoPlaceSteps
 	}
 	ivs, total, err := quantize(p)
 	if err != nil {

@@ -79,9 +79,8 @@ type prepared struct {
 	prog   *Program
 	r      *runner
 	outDir string
-	// keys are the commands that name the video jobs for reuse (one per
-	// job of prog, placements rounded to a quarter frame), nil without
-	// reuse.
+	// keys are the commands that name the video jobs for reuse (prog's
+	// own), nil without reuse.
 	keys []Command
 	// audioKeys name prog.AudioWindows likewise.
 	audioKeys []Command
@@ -142,7 +141,7 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 	settings := Settings{
 		SessionDir: sessionDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
 		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
-		AudioWindows: true,
+		AudioWindows: true, overlays: opts.overlays,
 	}
 	prog, err := Compile(plan, settings)
 	if err != nil {
@@ -150,13 +149,15 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 	}
 	var keys, audioKeys []Command
 	if opts.Reuse != "" && len(prog.Video) > 0 {
-		settings.placeQuantum, settings.audioQuantum = frameTime(1, plan.FPS)/4, audioPlaceQuantum
-		kp, err := Compile(plan, settings)
+		// The video jobs name themselves: their sources are already on the
+		// placement grid. The audio windows are named with their sources
+		// rounded to audioQuantum.
+		keys = prog.Video
+		ks := settings
+		ks.audioQuantum = audioPlaceQuantum
+		kp, err := Compile(plan, ks)
 		if err != nil {
 			return nil, err
-		}
-		if len(kp.Video) == len(prog.Video) {
-			keys = kp.Video
 		}
 		if len(kp.AudioWindows) == len(prog.AudioWindows) {
 			audioKeys = kp.AudioWindows
@@ -177,6 +178,17 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 	r := &runner{ffmpeg: ffmpeg, nice: opts.Nice, dir: work, log: log, record: opts.KeepWork, reuse: opts.Reuse, build: &ffmpegBuild{session: sessionDir}}
 	return &prepared{log: log, prog: prog, r: r, outDir: outDir, keys: keys, audioKeys: audioKeys, cleanup: cleanup}, nil
 }
+
+// videoPlaceSteps: every render places its video sources on a grid of
+// 1/videoPlaceSteps of an output frame (Settings.placeQuantum), so that a
+// window drawn during the call with the sync model of that moment is the
+// very job the post-call render would run whenever the final model puts
+// every source in the same cell (reuse.go), and shows the same frames. Each
+// output frame shows the source frame nearest to it by the grid's
+// placement, which is the nearest by the model's own except where a source
+// frame lies within 1/32 of a frame (1 ms at 30 fps) of the midpoint of two
+// output frames: there it may show on either.
+const videoPlaceSteps = 16
 
 // audioPlaceQuantum is how far (seconds) an audio source may move and its
 // kept window still be taken: half a millisecond, far under what is heard

@@ -51,12 +51,13 @@ func parseEdits(t *testing.T, text string) *timeline.Edits {
 
 // TestSyntheticPlacement renders a synthetic call whose truth is known and
 // measures, in the MP4, where every flash and tone burst plays: a flash must
-// be on the output frame nearest to its instant (within half a frame), a
+// be on the output frame nearest to its instant (within half a frame and
+// the placement grid's 1/32 frame), a
 // tone within 2 ms, for every participant — bob's clock skew included.
 func TestSyntheticPlacement(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
-	ss := makeSession(t, t.TempDir(), threeParts(5*time.Second))
+	ss := makeSession(t, t.TempDir(), threeParts(5*time.Second+50*time.Millisecond)) // 151 frames: not a whole number of milliseconds
 	// Captions as a subtitle track leave the picture alone.
 	edits := fixedLayout + "captions:\n  cues:\n    - {start: 0.5, end: 2, text: \"Hello\"}\n"
 	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: parseEdits(t, edits), OutDir: t.TempDir(),
@@ -71,6 +72,13 @@ func TestSyntheticPlacement(t *testing.T) {
 	}
 	path := outs[0].Path
 	checkVideo(t, path, plan.FPS, plan.Duration)
+	// The audio starts with the AAC's priming before 0 and ends where the
+	// video does, to the sample.
+	nv := math.Round(plan.Duration.Seconds() * plan.FPS.Float())
+	if first, end := audioSpan(t, path); first != -1024 || end != int64(nv*48000*float64(plan.FPS.Den)/float64(plan.FPS.Num)) {
+		t.Errorf("the audio's packets span [%d, %d) samples, want [-1024, %.0f): %.0f frames of video", first, end,
+			nv*48000*float64(plan.FPS.Den)/float64(plan.FPS.Num), nv)
+	}
 	if got, want := probeValue(t, path, "s:0", "stream=codec_name"), "mov_text"; got != want {
 		t.Errorf("subtitle track %q, want %q", got, want)
 	}
@@ -103,8 +111,10 @@ func TestSyntheticPlacement(t *testing.T) {
 		if len(aerr) < len(ss.Tones[who])-1 || len(ss.Tones[who]) < 3 {
 			t.Errorf("%s: found %d of %d tones in the mix", who, len(aerr), len(ss.Tones[who]))
 		}
-		if vs.Max > half+0.0015 {
-			t.Errorf("%s: a flash is %s from its instant, more than half a frame (%s): %v", who, ms(vs.Max), ms(half), verr)
+		// Half a frame, and 1/32 of one: video is placed on a grid of 1/16
+		// of a frame.
+		if vs.Max > half*(1+1.0/16)+0.0015 {
+			t.Errorf("%s: a flash is %s from its instant, more than half a frame (%s) and the placement grid's half step: %v", who, ms(vs.Max), ms(half), verr)
 		}
 		if as.Max > 0.002 {
 			t.Errorf("%s: a tone is %s from its instant (want within 2 ms): %v", who, ms(as.Max), aerr)

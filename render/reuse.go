@@ -41,12 +41,14 @@ import (
 // reads. Two tolerances make a window rendered during the call match the
 // post-call render's:
 //
-//   - The arguments are those of the job with every video source's placement
-//     rounded to a quarter of an output frame (Settings.placeQuantum), and
-//     every audio source's to half a millisecond (audioQuantum): the sync
-//     model is refined as sender reports arrive and moves a source by
-//     microseconds; a window is rendered again only when one of its sources
-//     moves past such a step.
+//   - Every render places its video sources on a grid of 1/16 of an output
+//     frame (Settings.placeQuantum, videoPlaceSteps), so a video job's own
+//     arguments are its key, and a window taken is exactly what the
+//     post-call render would draw. An audio window's key is its command with
+//     every source's placement rounded to half a millisecond (audioQuantum).
+//     The sync model is refined as sender reports arrive and moves a source
+//     by microseconds; a window is rendered again only when one of its
+//     sources moves to another cell of the grid or another such step.
 //   - A session file (the session's segments, named by their place in the
 //     session, so that a copy of the session elsewhere makes the same keys) is
 //     identified by its media, not its bytes: a Matroska segment grows at

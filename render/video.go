@@ -137,6 +137,9 @@ func (b *videoBuilder) enable(sc *scene, spans []span) string {
 func (b *videoBuilder) scene(sc *scene, bgPad string) string {
 	g := b.g
 	w, h := b.p.Width, b.p.Height
+	if !b.s.overlays && stackable(sc, w, h, bgPad) {
+		return b.stackScene(sc)
+	}
 	canvas := g.label("c")
 	g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), w, h, fpsArg(b.p.FPS)),
 		fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, canvas)
@@ -223,6 +226,39 @@ func nameSize(name string, r timeline.Rect) int {
 // clock, scaled into the tile, and drawn during its frames.
 func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 	g, fps := b.g, b.p.FPS
+	r := t.Rect
+	mode := "decrease"
+	if t.Fit == timeline.FitCover {
+		mode = "increase"
+	}
+	src := g.label("v")
+	// No frame after the scene's last: once its main input has ended, the
+	// overlay would go on drawing the main's last frame at the times of the
+	// other input's frames.
+	last := "trim=end=" + fnum(frameTime(sc.frames()-1, fps)+1e-7)
+	in, fs := b.placed(sc, p)
+	g.chain([]string{in}, append(fs, last,
+		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=%s:force_divisible_by=2:eval=frame:flags=bilinear", r.W, r.H, mode)), src)
+	en := b.enable(sc, []span{p.span})
+	if t.Fit == timeline.FitCover {
+		// Crop by drawing onto a canvas of the tile's size.
+		tc, tv := g.label("tc"), g.label("tv")
+		g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), r.W, r.H, fpsArg(fps)),
+			fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, tc)
+		g.chain([]string{tc, src}, []string{"overlay=x=(main_w-overlay_w)/2:y=(main_h-overlay_h)/2:eval=frame:eof_action=repeat"}, tv)
+		l.overlay(tv, fmt.Sprintf("overlay=x=%d:y=%d%s", r.X, r.Y, en))
+		return
+	}
+	l.overlay(src, fmt.Sprintf("overlay=x=%d+(%d-overlay_w)/2:y=%d+(%d-overlay_h)/2:eval=frame:eof_action=repeat%s", r.X, r.W, r.Y, r.H, en))
+}
+
+// placed adds the input of piece p and returns its pad and the filters that
+// play it on the scene's clock: the piece's file time from one frame before
+// the piece to one frame after (the nearest source frame may lie just
+// outside), with the source frames' times in the scene's time, half a frame
+// early.
+func (b *videoBuilder) placed(sc *scene, p *piece) (string, []string) {
+	g, fps := b.g, b.p.FPS
 	frame := frameTime(1, fps)
 	speed := p.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
@@ -233,8 +269,6 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 		snapped.Src = snapPlacement(p.Src, speed, p.At, frameTime(p.To-p.From, fps), q)
 		p, speed = &snapped, snapped.Src.Speed
 	}
-	// File time shown from one frame before the piece to one frame after
-	// (the nearest source frame may lie just outside).
 	ts := p.fileAt(frameTime(p.From, fps)) - frame*speed
 	te := p.fileAt(frameTime(p.To, fps)) + frame*speed
 	var in []string
@@ -249,9 +283,9 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 	}
 	in = append(in, "-threads", threads, "-reinit_filter", "0", "-i", b.s.sessionPath(p.Src.Path))
 	k := g.input(in...)
-	// Scene time at which FileStart plays, half a frame early: the overlay
-	// shows the latest frame not after each output frame, which is then the
-	// source frame nearest to it.
+	// Scene time at which FileStart plays, half a frame early: the
+	// compositor shows the latest frame not after each output frame, which
+	// is then the source frame nearest to it.
 	off := p.At.Seconds() - frameTime(sc.From, fps) - frame/2
 	var pts string
 	if math.Abs(speed-1) <= speedTolerance {
@@ -263,29 +297,7 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 	if ts > 0 {
 		trim = fmt.Sprintf("trim=start=%s:end=%s", num(ts), num(te))
 	}
-	r := t.Rect
-	mode := "decrease"
-	if t.Fit == timeline.FitCover {
-		mode = "increase"
-	}
-	src := g.label("v")
-	// No frame after the scene's last: once its main input has ended, the
-	// overlay would go on drawing the main's last frame at the times of the
-	// other input's frames.
-	last := "trim=end=" + fnum(frameTime(sc.frames()-1, fps)+1e-7)
-	g.chain([]string{fmt.Sprintf("%d:v", k)}, []string{trim, "settb=AVTB", "setpts=" + quoteExpr(pts), last,
-		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=%s:force_divisible_by=2:eval=frame:flags=bilinear", r.W, r.H, mode)}, src)
-	en := b.enable(sc, []span{p.span})
-	if t.Fit == timeline.FitCover {
-		// Crop by drawing onto a canvas of the tile's size.
-		tc, tv := g.label("tc"), g.label("tv")
-		g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), r.W, r.H, fpsArg(fps)),
-			fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, tc)
-		g.chain([]string{tc, src}, []string{"overlay=x=(main_w-overlay_w)/2:y=(main_h-overlay_h)/2:eval=frame:eof_action=repeat"}, tv)
-		l.overlay(tv, fmt.Sprintf("overlay=x=%d:y=%d%s", r.X, r.Y, en))
-		return
-	}
-	l.overlay(src, fmt.Sprintf("overlay=x=%d+(%d-overlay_w)/2:y=%d+(%d-overlay_h)/2:eval=frame:eof_action=repeat%s", r.X, r.W, r.Y, r.H, en))
+	return fmt.Sprintf("%d:v", k), []string{trim, "settb=AVTB", "setpts=" + quoteExpr(pts)}
 }
 
 // signed formats v with its sign ("+1.5", "-0.25").

@@ -81,7 +81,7 @@ func prerenderMetrics(p *prerender.Prerenderer) []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		c("tapedeck_progressive_windows_total", "Windows of video rendered during calls.", func(s prerender.Stats) float64 { return float64(s.Windows) }),
-		c("tapedeck_progressive_windows_again_total", "Windows rendered during a call once more because the sync model moved a source by more than a quarter frame.",
+		c("tapedeck_progressive_windows_again_total", "Windows rendered during a call once more because the sync model moved a source to another cell of the placement grid (1/16 of a frame).",
 			func(s prerender.Stats) float64 { return float64(s.Again) }),
 		c("tapedeck_progressive_audio_encoded_total", "Windows of the audio encoded to AAC during calls (again when the gain of the call so far moves a step).",
 			func(s prerender.Stats) float64 { return float64(s.AudioEncoded) }),

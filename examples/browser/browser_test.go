@@ -213,13 +213,16 @@ func offsets(list []avMark) (at, off []float64) {
 // 2 ms; one that drifts the video, the trend still catches past 50 ms over
 // the call (3,300 ppm over 15 s).
 const (
-	minMarks    = 12     // marks in all the recorded tracks
-	renderFPS   = 60     // the render's frame rate: see checkRender
-	flashBandMS = 67     // spread of an instance's A/V offsets, the extreme tenth of its marks left out: 50 ms and one slip
-	maxDriftMS  = 50     // A/V trend over an instance (Theil–Sen slope × its length): one slip and a half
-	beepTolMS   = 2.0    // spread of an instance's beeps about its wall-clock grid (they are scheduled to the sample)
-	audioTolMS  = 1.0    // a beep in the render against the recording: placed to the sample
-	edgeTolS    = 0.0005 // a flash this close to the midpoint of two output frames may land on either
+	minMarks    = 12  // marks in all the recorded tracks
+	renderFPS   = 60  // the render's frame rate: see checkRender
+	flashBandMS = 67  // spread of an instance's A/V offsets, the extreme tenth of its marks left out: 50 ms and one slip
+	maxDriftMS  = 50  // A/V trend over an instance (Theil–Sen slope × its length): one slip and a half
+	beepTolMS   = 2.0 // spread of an instance's beeps about its wall-clock grid (they are scheduled to the sample)
+	audioTolMS  = 1.0 // a beep in the render against the recording: placed to the sample
+	// A flash this close to the midpoint of two output frames may land on
+	// either: the recording's 0.5 ms, and the render's placement grid of
+	// 1/16 of an output frame (a source moves by 1/32 frame at most).
+	edgeTolS = 0.0005 + 1.0/(32*renderFPS)
 )
 
 // TestBrowsersPublish has two headless Chromiums publish sync marks to one

@@ -1,0 +1,77 @@
+package render
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tapedeck/tapedeck/timeline"
+)
+
+// WithOverlays returns o with every scene composed with the overlay chain,
+// never with xstack (the benchmark compares the two).
+func WithOverlays(o Options) Options {
+	o.overlays = true
+	return o
+}
+
+// FrameHashes runs the video jobs of plan's program (default profile) with
+// their encoders replaced by FFmpeg's framemd5 muxer, in the folder work, and
+// returns the hash of every output frame's picture, in order, how many
+// scenes there are and how many were composed with xstack. overlays
+// composes every scene with the overlay chain instead.
+func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work string, overlays bool) (hashes []string, scenes, stacked int, err error) {
+	profiles, err := parseProfiles(nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	prog, err := Compile(plan, Settings{SessionDir: sessionDir, Profiles: profiles, FontFile: findFont(ctx), Preset: "veryfast", overlays: overlays})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	for i, c := range prog.Video {
+		for name, body := range c.Files {
+			if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+				return nil, 0, 0, err
+			}
+		}
+		enc := slices.Index(c.Args, "-c:v")
+		if enc < 0 {
+			return nil, 0, 0, fmt.Errorf("%s: no encoder in %q", c.Name, c.Args)
+		}
+		for _, a := range c.Args {
+			stacked += strings.Count(a, "xstack=")
+		}
+		out := filepath.Join(work, fmt.Sprintf("video-%03d.md5", i))
+		args := append(append(append([]string{"-loglevel", "error"}, c.Args[:enc]...), "-f", "framemd5"), out)
+		cmd := exec.CommandContext(ctx, "ffmpeg", args...)
+		cmd.Dir = work
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, 0, 0, fmt.Errorf("%s: %w\n%s", c.Name, err, b)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if line := sc.Text(); !strings.HasPrefix(line, "#") {
+				fields := strings.Split(line, ",")
+				hashes = append(hashes, strings.TrimSpace(fields[len(fields)-1]))
+			}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	for _, j := range prog.jobs {
+		scenes += len(j.Scenes)
+	}
+	return hashes, scenes, stacked, nil
+}
