@@ -18,17 +18,19 @@ import (
 	"time"
 
 	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // The render benchmark: a 4-participant, 5-minute call rendered at 720p30
 // (mp4-720p), against a hand-written single FFmpeg command doing the same
-// layout the simplest way (xstack of the four videos, amix of the four
+// call the simplest way (xstack of the four videos, amix of the four
 // sounds, each delayed by its participant's join time, the same x264 preset
-// and rate control), in the same run. It prints
-// CPU seconds per output second (user+sys time of the FFmpeg children and of the process itself) and
-// the realtime factor of both, medians of TAPEDECK_BENCH_RUNS (default 3)
-// alternating runs, and tapedeck's CPU by FFmpeg step; it asserts nothing
-// about them.
+// and rate control), and against the same command drawing tapedeck's grid
+// (the pictures resized into its tiles, its gutters), in the same run. It
+// prints CPU seconds per output second (user+sys time of the FFmpeg
+// children and of the process itself) and the realtime factor of each,
+// medians of TAPEDECK_BENCH_RUNS (default 3) alternating runs, and
+// tapedeck's CPU by FFmpeg step; it asserts nothing about them.
 //
 //	go test -run '^$' -bench Render -benchtime 1x -timeout 60m ./render
 //
@@ -132,28 +134,29 @@ func BenchmarkRender(b *testing.B) {
 	}
 	ss := makeSession(b, sessDir, parts)
 
-	// The hand-written command: a static 2×2 grid, each participant's
-	// video delayed by its join time (black before), each sound likewise.
-	hand := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}
-	var fc strings.Builder
-	for i, p := range parts {
-		hand = append(hand, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i].Tracks[0].Segments[0].Path))
-		fmt.Fprintf(&fc, "[%d:v]tpad=start_duration=%s:color=black,scale=640:360,setsar=1[v%d];", i, sec(p.Join), i)
+	// The hand-written command: a static 2×2 grid of the pictures as they
+	// are, edge to edge. And the same command drawing tapedeck's grid: its
+	// last layout's tiles (the four participants), the pictures resized
+	// into them, the gutters filled.
+	hand := handCommand(ss, parts, nil, length, filepath.Join(outDir, "hand.mp4"))
+	plan, err := render.LoadPlan(ss.Dir, render.Options{})
+	if err != nil {
+		b.Fatal(err)
 	}
-	for i, p := range parts {
-		hand = append(hand, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i+1].Tracks[0].Segments[0].Path))
-		fmt.Fprintf(&fc, "[%d:a]adelay=delays=%d:all=1[a%d];", len(parts)+i, p.Join.Milliseconds(), i)
+	grid := map[string]timeline.Rect{}
+	for _, t := range plan.Intervals[len(plan.Intervals)-1].Tiles {
+		grid[t.Participant] = t.Rect
 	}
-	fc.WriteString("[v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];")
-	fc.WriteString("[a0][a1][a2][a3]amix=inputs=4:duration=longest:normalize=0[a]")
-	hand = append(hand, "-filter_complex", fc.String(), "-map", "[v]", "-map", "[a]",
-		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-crf", "23", "-maxrate", "3000k",
-		"-bufsize", "6000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
-		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length),
-		filepath.Join(outDir, "hand.mp4"))
+	if len(grid) != len(parts) {
+		b.Fatalf("the call's last layout has %d tiles, want %d", len(grid), len(parts))
+	}
+	sameGrid := handCommand(ss, parts, grid, length, filepath.Join(outDir, "hand-grid.mp4"))
 
 	if keep != "" {
 		if err := os.WriteFile(filepath.Join(keep, "hand.sh"), []byte(shellQuote(append([]string{ff}, hand...))+"\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(keep, "hand-grid.sh"), []byte(shellQuote(append([]string{ff}, sameGrid...))+"\n"), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -174,7 +177,7 @@ func BenchmarkRender(b *testing.B) {
 		// scene composed with the overlay chain (stack.go), the compositor
 		// before the xstack one.
 		withOverlays := os.Getenv("TAPEDECK_BENCH_OVERLAYS") == "yes"
-		var ours, theirs, overlaid []benchFigures
+		var ours, theirs, gridded, overlaid []benchFigures
 		var steps []map[string]time.Duration
 		var d float64
 		for r := 0; r < runs; r++ {
@@ -201,6 +204,12 @@ func BenchmarkRender(b *testing.B) {
 					b.Fatalf("hand-written command: %v\n%s", err, out)
 				}
 			}))
+			gridded = append(gridded, measure(b, func() {
+				cmd := exec.Command(ff, sameGrid...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("hand-written command, tapedeck's grid: %v\n%s", err, out)
+				}
+			}))
 		}
 		load, _ := os.ReadFile("/proc/loadavg")
 		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call,\n"+
@@ -219,6 +228,7 @@ func BenchmarkRender(b *testing.B) {
 		}
 		o := row("tapedeck render (mp4-720p)", ours)
 		t := row("hand-written xstack + amix", theirs)
+		tg := row("hand-written, tapedeck's grid", gridded)
 		if withOverlays {
 			ov := row("tapedeck, overlay chain", overlaid)
 			var ratios []string
@@ -232,6 +242,11 @@ func BenchmarkRender(b *testing.B) {
 			ratios = append(ratios, fmt.Sprintf("%.3f", ours[r].cpu.Seconds()/theirs[r].cpu.Seconds()))
 		}
 		fmt.Printf("  CPU ratio tapedeck / hand-written: %.3f (medians; run by run: %s)\n", o.cpu.Seconds()/t.cpu.Seconds(), strings.Join(ratios, ", "))
+		ratios = nil
+		for r := range ours {
+			ratios = append(ratios, fmt.Sprintf("%.3f", ours[r].cpu.Seconds()/gridded[r].cpu.Seconds()))
+		}
+		fmt.Printf("  CPU ratio tapedeck / hand-written with tapedeck's grid: %.3f (medians; run by run: %s)\n", o.cpu.Seconds()/tg.cpu.Seconds(), strings.Join(ratios, ", "))
 		// Where tapedeck's CPU goes, by FFmpeg step (medians of the runs);
 		// "other" is the rest (ffprobe, fc-match, the process itself: loudness in Go).
 		var names []string
@@ -253,7 +268,45 @@ func BenchmarkRender(b *testing.B) {
 		b.ReportMetric(t.cpu.Seconds()/d, "hand-cpu-s/out-s")
 		b.ReportMetric(d/t.wall.Seconds(), "hand-x-realtime")
 		b.ReportMetric(o.cpu.Seconds()/t.cpu.Seconds(), "cpu-ratio")
+		b.ReportMetric(o.cpu.Seconds()/tg.cpu.Seconds(), "cpu-ratio-same-grid")
 	}
+}
+
+// handCommand is the hand-written FFmpeg command of the benchmark's call:
+// each participant's video delayed by its join time (black before), stacked
+// by one xstack, each sound likewise delayed and mixed by amix, the same x264
+// preset and rate control as tapedeck's. With grid nil the pictures are
+// stacked as they are in a 2×2 grid, edge to edge; else each is resized into
+// its participant's rectangle of grid, and the rest of the frame is black.
+func handCommand(ss *synthSession, parts []synthPart, grid map[string]timeline.Rect, length time.Duration, out string) []string {
+	args := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}
+	var fc strings.Builder
+	var layout, ins []string
+	for i, p := range parts {
+		args = append(args, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i].Tracks[0].Segments[0].Path))
+		size := fmt.Sprintf("%d:%d", p.W, p.H)
+		if r, ok := grid[p.ID]; ok {
+			size = fmt.Sprintf("%d:%d", r.W, r.H)
+			layout = append(layout, fmt.Sprintf("%d_%d", r.X, r.Y))
+		}
+		fmt.Fprintf(&fc, "[%d:v]tpad=start_duration=%s:color=black,scale=%s,setsar=1[v%d];", i, sec(p.Join), size, i)
+		ins = append(ins, fmt.Sprintf("[v%d]", i))
+	}
+	for i, p := range parts {
+		args = append(args, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i+1].Tracks[0].Segments[0].Path))
+		fmt.Fprintf(&fc, "[%d:a]adelay=delays=%d:all=1[a%d];", len(parts)+i, p.Join.Milliseconds(), i)
+	}
+	if grid == nil {
+		fc.WriteString(strings.Join(ins, "") + "xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];")
+	} else {
+		fmt.Fprintf(&fc, "%sxstack=inputs=%d:layout=%s:fill=black,pad=1280:720,fps=30,format=yuv420p[v];",
+			strings.Join(ins, ""), len(ins), strings.Join(layout, "|"))
+	}
+	fc.WriteString("[a0][a1][a2][a3]amix=inputs=4:duration=longest:normalize=0[a]")
+	return append(args, "-filter_complex", fc.String(), "-map", "[v]", "-map", "[a]",
+		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-crf", "23", "-maxrate", "3000k",
+		"-bufsize", "6000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length), out)
 }
 
 // medianDur is the median of f over xs.
