@@ -385,8 +385,10 @@ func (j *StemJob) Encodes(stereo bool) []Command {
 	if j.MP4 != "" {
 		args := append(baseArgs(), "-i", mixFile)
 		args = append(args, downmix(stereo)...)
+		// Edit lists in 1/48000 s, here and in the mux: the AAC's last
+		// packet cut to the session's last sample, not to a millisecond.
 		args = append(args, "-vn", "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", stemAACBitrate*ch), "-ar", "48000", "-ac", itoa(ch),
-			"-f", "mp4", stemAACFile)
+			"-movie_timescale", "48000", "-f", "mp4", stemAACFile)
 		cmds = append(cmds, Command{Name: j.Participant + " aac", Args: args, Outputs: []string{stemAACFile}, Duration: d})
 	}
 	return cmds
@@ -414,7 +416,7 @@ func (j *StemJob) Mux() *Command {
 		args = append(args, "-map", "0:v")
 	}
 	out := stemOut(j.MP4)
-	args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", out)
+	args = append(args, "-c", "copy", "-movie_timescale", "48000", "-movflags", "+faststart", "-f", "mp4", out)
 	return &Command{Name: j.Participant + " mux", Args: args, Files: map[string]string{listFile(e): ffconcat(names, durs)},
 		Outputs: []string{out}, Duration: p.Duration}
 }

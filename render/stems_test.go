@@ -165,6 +165,11 @@ func stemChecks(t *testing.T, res *render.ExportResult, wantChannels int) {
 			if got, want := probeValue(t, path, "a:0", "stream=channels"), strconv.Itoa(st.Channels); got != want {
 				t.Errorf("%s: %s audio channels, want %s", st.MP4, got, want)
 			}
+			// The AAC's priming before 0, and the end on the session's last
+			// sample.
+			if first, end := audioSpan(t, path); first != -1024 || end != res.Samples {
+				t.Errorf("%s: the audio's packets span [%d, %d) samples, want [-1024, %d)", st.MP4, first, end, res.Samples)
+			}
 		}
 		checkVideo(t, path, res.FPS, res.Duration)
 	}
@@ -185,7 +190,9 @@ func stemChecks(t *testing.T, res *render.ExportResult, wantChannels int) {
 func TestStemsSynthetic(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
-	parts := threeParts(5 * time.Second)
+	// 151 frames at 30 fps: not a whole number of milliseconds, for the MP4
+	// stems' edit lists.
+	parts := threeParts(5*time.Second + 50*time.Millisecond)
 	parts = append(parts,
 		synthPart{ID: "dave", Audio: true, Join: time.Second, Length: 3 * time.Second, Marks: true},
 		synthPart{ID: "erin", Video: "vp8", W: 480, H: 360, Join: 2 * time.Second, Length: 2 * time.Second, Marks: true})
@@ -201,8 +208,8 @@ func TestStemsSynthetic(t *testing.T) {
 		t.Errorf("progress never reached 100%%: %q", progress.String())
 	}
 	fps := res.FPS
-	if got, want := res.Frames, int64(150); got != want {
-		t.Errorf("%d frames, want %d (5 s at 30 fps)", got, want)
+	if got, want := res.Frames, int64(151); got != want {
+		t.Errorf("%d frames, want %d (5.05 s at 30 fps)", got, want)
 	}
 	var wavs, mp4s []string
 	byID := map[string]render.StemFile{}
