@@ -229,24 +229,19 @@ func BenchmarkRender(b *testing.B) {
 		o := row("tapedeck render (mp4-720p)", ours)
 		t := row("hand-written xstack + amix", theirs)
 		tg := row("hand-written, tapedeck's grid", gridded)
-		if withOverlays {
-			ov := row("tapedeck, overlay chain", overlaid)
-			var ratios []string
-			for r := range overlaid {
-				ratios = append(ratios, fmt.Sprintf("%.3f", overlaid[r].cpu.Seconds()/theirs[r].cpu.Seconds()))
+		// ratio prints the CPU ratio a / b: of the medians, and run by run.
+		ratio := func(name string, a, b []benchFigures, am, bm benchFigures) {
+			var runs []string
+			for r := range a {
+				runs = append(runs, fmt.Sprintf("%.3f", a[r].cpu.Seconds()/b[r].cpu.Seconds()))
 			}
-			fmt.Printf("  CPU ratio overlay chain / hand-written: %.3f (medians; run by run: %s)\n", ov.cpu.Seconds()/t.cpu.Seconds(), strings.Join(ratios, ", "))
+			fmt.Printf("  CPU ratio %s: %.3f (medians; run by run: %s)\n", name, am.cpu.Seconds()/bm.cpu.Seconds(), strings.Join(runs, ", "))
 		}
-		var ratios []string
-		for r := range ours {
-			ratios = append(ratios, fmt.Sprintf("%.3f", ours[r].cpu.Seconds()/theirs[r].cpu.Seconds()))
+		if withOverlays {
+			ratio("overlay chain / hand-written", overlaid, theirs, row("tapedeck, overlay chain", overlaid), t)
 		}
-		fmt.Printf("  CPU ratio tapedeck / hand-written: %.3f (medians; run by run: %s)\n", o.cpu.Seconds()/t.cpu.Seconds(), strings.Join(ratios, ", "))
-		ratios = nil
-		for r := range ours {
-			ratios = append(ratios, fmt.Sprintf("%.3f", ours[r].cpu.Seconds()/gridded[r].cpu.Seconds()))
-		}
-		fmt.Printf("  CPU ratio tapedeck / hand-written with tapedeck's grid: %.3f (medians; run by run: %s)\n", o.cpu.Seconds()/tg.cpu.Seconds(), strings.Join(ratios, ", "))
+		ratio("tapedeck / hand-written", ours, theirs, o, t)
+		ratio("tapedeck / hand-written with tapedeck's grid", ours, gridded, o, tg)
 		// Where tapedeck's CPU goes, by FFmpeg step (medians of the runs);
 		// "other" is the rest (ffprobe, fc-match, the process itself: loudness in Go).
 		var names []string

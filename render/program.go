@@ -132,6 +132,17 @@ const (
 	defaultJobInputs  = 24
 )
 
+// videoPlaceSteps: every render places its video sources on a grid of
+// 1/videoPlaceSteps of an output frame (Settings.placeQuantum), so that a
+// window drawn during the call with the sync model of that moment is the
+// very job the post-call render would run whenever the final model puts
+// every source in the same cell (reuse.go), and shows the same frames. Each
+// output frame shows the source frame nearest to it by the grid's
+// placement, which is the nearest by the model's own except where a source
+// frame lies within 1/32 of a frame (1 ms at 30 fps) of the midpoint of two
+// output frames: there it may show on either.
+const videoPlaceSteps = 16
+
 // Compile translates a plan into FFmpeg commands. It is pure.
 func Compile(p *timeline.Plan, s Settings) (*Program, error) {
 	if len(s.Profiles) == 0 {

@@ -179,17 +179,6 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 	return &prepared{log: log, prog: prog, r: r, outDir: outDir, keys: keys, audioKeys: audioKeys, cleanup: cleanup}, nil
 }
 
-// videoPlaceSteps: every render places its video sources on a grid of
-// 1/videoPlaceSteps of an output frame (Settings.placeQuantum), so that a
-// window drawn during the call with the sync model of that moment is the
-// very job the post-call render would run whenever the final model puts
-// every source in the same cell (reuse.go), and shows the same frames. Each
-// output frame shows the source frame nearest to it by the grid's
-// placement, which is the nearest by the model's own except where a source
-// frame lies within 1/32 of a frame (1 ms at 30 fps) of the midpoint of two
-// output frames: there it may show on either.
-const videoPlaceSteps = 16
-
 // audioPlaceQuantum is how far (seconds) an audio source may move and its
 // kept window still be taken: half a millisecond, far under what is heard
 // as a change of lip sync, far over what a sync model refined during the

@@ -68,9 +68,7 @@ func stackable(sc *scene, w, h int, bg string) bool {
 // pad.
 func (b *videoBuilder) stackScene(sc *scene) string {
 	g := b.g
-	canvas := g.label("c")
-	g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), b.p.Width, b.p.Height, fpsArg(b.p.FPS)),
-		fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, canvas)
+	canvas := b.canvas("c", b.p.Width, b.p.Height, sc.frames())
 	ins, layout := []string{canvas}, []string{"0_0"}
 	for i := range sc.Tiles {
 		t := &sc.Tiles[i]
@@ -89,10 +87,7 @@ func (b *videoBuilder) stackScene(sc *scene) string {
 	}
 	l := &layer{g: g, cur: cur}
 	for i := range sc.Tiles {
-		t := &sc.Tiles[i]
-		if label := cleanText(t.Label); label != "" && b.s.FontFile != "" && t.Rect.H >= 24 {
-			b.label(l, labelRect(t), label)
-		}
+		b.tileLabel(l, &sc.Tiles[i])
 	}
 	out := g.label("s")
 	l.finish(out, "setsar=1")

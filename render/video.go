@@ -140,10 +140,7 @@ func (b *videoBuilder) scene(sc *scene, bgPad string) string {
 	if !b.s.overlays && stackable(sc, w, h, bgPad) {
 		return b.stackScene(sc)
 	}
-	canvas := g.label("c")
-	g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), w, h, fpsArg(b.p.FPS)),
-		fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, canvas)
-	l := &layer{g: g, cur: canvas}
+	l := &layer{g: g, cur: b.canvas("c", w, h, sc.frames())}
 	if bgPad != "" {
 		l.overlay(bgPad, "overlay=x=0:y=0:eof_action=repeat")
 	}
@@ -162,13 +159,27 @@ func (b *videoBuilder) scene(sc *scene, bgPad string) string {
 		for k := range t.Video {
 			b.piece(l, sc, t, &t.Video[k])
 		}
-		if label := cleanText(t.Label); label != "" && b.s.FontFile != "" && r.H >= 24 {
-			b.label(l, labelRect(t), label)
-		}
+		b.tileLabel(l, t)
 	}
 	out := g.label("s")
 	l.finish(out, "setsar=1")
 	return out
+}
+
+// canvas adds a w×h picture of the background's colour, frames long, and
+// returns its pad.
+func (b *videoBuilder) canvas(prefix string, w, h int, frames int64) string {
+	pad := b.g.label(prefix)
+	b.g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), w, h, fpsArg(b.p.FPS)),
+		fmt.Sprintf("trim=end_frame=%d", frames), "format=yuv420p"}, pad)
+	return pad
+}
+
+// tileLabel draws tile t's label, if it has one and there is room.
+func (b *videoBuilder) tileLabel(l *layer, t *sceneTile) {
+	if label := cleanText(t.Label); label != "" && b.s.FontFile != "" && t.Rect.H >= 24 {
+		b.label(l, labelRect(t), label)
+	}
 }
 
 // label draws a name label in the bottom-left corner of r. The text is
@@ -242,9 +253,7 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 	en := b.enable(sc, []span{p.span})
 	if t.Fit == timeline.FitCover {
 		// Crop by drawing onto a canvas of the tile's size.
-		tc, tv := g.label("tc"), g.label("tv")
-		g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", ffColor(b.p.Background.Color), r.W, r.H, fpsArg(fps)),
-			fmt.Sprintf("trim=end_frame=%d", sc.frames()), "format=yuv420p"}, tc)
+		tc, tv := b.canvas("tc", r.W, r.H, sc.frames()), g.label("tv")
 		g.chain([]string{tc, src}, []string{"overlay=x=(main_w-overlay_w)/2:y=(main_h-overlay_h)/2:eval=frame:eof_action=repeat"}, tv)
 		l.overlay(tv, fmt.Sprintf("overlay=x=%d:y=%d%s", r.X, r.Y, en))
 		return
