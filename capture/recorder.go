@@ -40,6 +40,12 @@ type Config struct {
 	// reached (video rotates at the next keyframe). Zero means the default.
 	SegmentDuration time.Duration
 	SegmentSize     int64
+	// KeyframeInterval: every video sender is asked for a keyframe shortly
+	// before each multiple of it of session time (see keyframeDue), so
+	// that the render's windows, whose length it divides, start near one.
+	// Zero means the default; negative: keyframes are asked for only at the
+	// start of a file and after loss.
+	KeyframeInterval time.Duration
 	// Grace is how long a room stays in the same session after its last
 	// publisher left, so that a participant who drops and comes back stays
 	// in the same recording.
@@ -130,6 +136,8 @@ const (
 	DefaultSegmentSize     = 1 << 30
 	DefaultGrace           = 15 * time.Second
 	DefaultJitterLatency   = 200 * time.Millisecond
+	// DefaultKeyframeInterval is the render's default window during calls.
+	DefaultKeyframeInterval = 10 * time.Second
 )
 
 // SessionEnded describes a finished session.
@@ -186,6 +194,9 @@ func New(cfg Config, log *slog.Logger) (*Recorder, error) {
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
+	}
+	if cfg.KeyframeInterval == 0 {
+		cfg.KeyframeInterval = DefaultKeyframeInterval
 	}
 	if cfg.JitterLatency <= 0 {
 		cfg.JitterLatency = DefaultJitterLatency

@@ -27,6 +27,14 @@ const (
 	pliMinInterval = 300 * time.Millisecond
 )
 
+// KeyframeLead is how long before each multiple of Config.KeyframeInterval
+// of session time a keyframe is asked for. A sender answers a PLI with its
+// next frame, so the keyframe is captured a one-way trip and up to a frame
+// later; a window of the render starts decoding each source half a second
+// and a frame before its first frame (render's placed), so the keyframe must
+// land earlier than that: it does while the trip takes under 0.4 s.
+const KeyframeLead = time.Second
+
 // trackRecorder records one remote track: RTP → jitter buffer → frames →
 // segment files, with everything the manifest needs journaled.
 type trackRecorder struct {
@@ -54,6 +62,10 @@ type trackRecorder struct {
 
 	levelExt int // audio level header extension ID, 0 if none
 	lastPLI  time.Time
+	// lastKey is the arrival of the latest keyframe; keyAsked the
+	// multiple of the keyframe interval last asked for (keyframeDue).
+	lastKey  time.Time
+	keyAsked time.Duration
 
 	written     bool  // a frame was written, lastWritten is its RTP time
 	lastWritten int64 // across segments: a new file never starts before it
@@ -342,13 +354,47 @@ func (t *trackRecorder) flushStats(final bool) {
 	t.arrivals, t.levels = t.arrivals[:0], t.levels[:0]
 }
 
-func (t *trackRecorder) requestKeyframe(now time.Time) {
+// requestKeyframe sends a PLI, at most one per pliMinInterval; it returns
+// whether it did.
+func (t *trackRecorder) requestKeyframe(now time.Time) bool {
 	if t.kind != timeline.Video || now.Sub(t.lastPLI) < pliMinInterval {
-		return
+		return false
 	}
 	t.lastPLI = now
 	if err := t.p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc}}); err != nil {
 		t.log.Debug("send PLI", "err", err)
+	}
+	return true
+}
+
+// keyframeDue asks for a keyframe KeyframeLead before every multiple of
+// Config.KeyframeInterval of session time, unless one arrived since that
+// moment. Every video track of the session is asked at the same instants,
+// and output time 0 is the session start, so the keyframes of all the
+// participants land just before the render's window boundaries (multiples
+// of its window, which the interval divides): a window's decoders start at
+// a keyframe under a second before it, not at one a sender made up to
+// 100 s earlier (browsers make one every 3000 frames unless asked). Editors
+// get raw files that seek quickly for the same reason.
+func (t *trackRecorder) keyframeDue(f *Frame) {
+	every := t.cfg.KeyframeInterval
+	if t.kind != timeline.Video || every <= 0 {
+		return
+	}
+	if f.Keyframe {
+		t.lastKey = f.Arrival
+	}
+	start := t.p.sess.start
+	boundary := (f.Arrival.Sub(start) + KeyframeLead) / every * every
+	if boundary <= 0 || boundary == t.keyAsked {
+		return
+	}
+	if !t.lastKey.Before(start.Add(boundary - KeyframeLead)) {
+		t.keyAsked = boundary // one came on its own
+		return
+	}
+	if t.requestKeyframe(f.Arrival) {
+		t.keyAsked = boundary
 	}
 }
 
@@ -375,6 +421,7 @@ func (t *trackRecorder) write(f *Frame) error {
 		t.live.width.Store(int32(f.Width))
 		t.live.height.Store(int32(f.Height))
 	}
+	t.keyframeDue(f)
 	if t.rec.diskFull() {
 		// Below the hard floor: finish the file cleanly rather than let
 		// the disk fill mid-cluster, and write nothing until space is back.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ type synthPart struct {
 	// AudioGap drops the audio packets [AudioGap[0], AudioGap[1]) from the
 	// file, leaving a hole in its timestamps (packet loss).
 	AudioGap [2]int
+	// Keys, if not nil, are the file times of the video's keyframes after
+	// its first frame (nil: one every second).
+	Keys []time.Duration
 	// VideoFile and AudioFile, if set, are used (linked) instead of
 	// encoding the media; they must match the other fields.
 	VideoFile, AudioFile string
@@ -191,10 +195,22 @@ func synthVideo(t testing.TB, path string, p synthPart) {
 			src += fmt.Sprintf(",drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(mod(n\\,%d)\\,0)'", p.FPS)
 		}
 		args := []string{"-f", "lavfi", "-i", src, "-pix_fmt", "yuv420p"}
+		gop := fmt.Sprint(p.FPS)
+		if p.Keys != nil {
+			// Only the first frame and the frames at Keys.
+			gop = fmt.Sprint(int(d.Seconds()*float64(p.FPS)) + 1)
+			var at []string
+			for _, k := range p.Keys {
+				at = append(at, sec(k))
+			}
+			if len(at) > 0 {
+				args = append(args, "-force_key_frames", strings.Join(at, ","))
+			}
+		}
 		if p.Video == "h264" {
-			args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", fmt.Sprint(p.FPS), "-bf", "0", "-f", "matroska", out)
+			args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", gop, "-bf", "0", "-f", "matroska", out)
 		} else {
-			args = append(args, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "16", "-b:v", "300k", "-g", fmt.Sprint(p.FPS),
+			args = append(args, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "16", "-b:v", "300k", "-g", gop,
 				"-auto-alt-ref", "0", "-f", "webm", out)
 		}
 		ffrun(t, args...)

@@ -25,6 +25,7 @@ type serveFlags struct {
 	tokens      []string
 	segDuration time.Duration
 	segSize     int64
+	keyframes   time.Duration
 	grace       time.Duration
 	allowPublic bool
 	natIPs      []string
@@ -71,6 +72,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.tokens, "token", nil, "accepted bearer token (repeatable; also $TAPEDECK_TOKEN)")
 	fl.DurationVar(&f.segDuration, "segment-duration", capture.DefaultSegmentDuration, "rotate track files after this much media")
 	fl.Int64Var(&f.segSize, "segment-size", capture.DefaultSegmentSize, "rotate track files after this many bytes")
+	fl.DurationVar(&f.keyframes, "keyframe-interval", 0, "ask every video sender for a keyframe shortly before each multiple of this much call time, so that the windows rendered during the call start near one and raw files seek fast in editors (0: --progressive-window; negative: only at file starts and after loss)")
 	fl.DurationVar(&f.grace, "grace", capture.DefaultGrace, "keep a room's session open this long after its last publisher left")
 	fl.BoolVar(&f.allowPublic, "allow-public", false, "allow listening on a non-loopback address without --token")
 	fl.StringSliceVar(&f.natIPs, "nat-ip", nil, "public IP to announce in ICE candidates (1:1 NAT)")
@@ -106,9 +108,14 @@ func (f *serveFlags) config() (capture.Config, error) {
 	}
 	cfg := capture.Config{
 		DataDir: f.data, Tokens: f.tokens, SegmentDuration: f.segDuration, SegmentSize: f.segSize, Grace: f.grace,
-		CORSOrigins: f.corsOrigins,
+		CORSOrigins: f.corsOrigins, KeyframeInterval: f.keyframes,
 		ICE: capture.ICEConfig{LoopbackOnly: loopback, NAT1To1IPs: f.natIPs, UDPPort: f.udpPort, TCPPort: f.tcpPort,
 			TURNSecret: f.turnSecret, TURNTTL: f.turnTTL},
+	}
+	if win := f.post.progressive.window; f.keyframes == 0 {
+		cfg.KeyframeInterval = win
+	} else if f.keyframes > 0 && f.post.progressive.on && win%f.keyframes != 0 {
+		return capture.Config{}, usageError("--keyframe-interval %v does not divide --progressive-window %v: the windows rendered during calls would start far from a keyframe", f.keyframes, win)
 	}
 	for _, p := range []struct {
 		flag string

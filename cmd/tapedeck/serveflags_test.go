@@ -54,3 +54,36 @@ func TestServeICEFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestServeKeyframeInterval: by default the recorder asks for keyframes on
+// the progressive windows' boundaries; an interval that does not divide the
+// window is a usage error; a negative one turns the requests off.
+func TestServeKeyframeInterval(t *testing.T) {
+	base := func(keyframes time.Duration) *serveFlags {
+		f := &serveFlags{listen: "127.0.0.1:8080", data: t.TempDir(), corsOrigins: []string{"*"}, turnTTL: capture.DefaultTURNTTL, keyframes: keyframes}
+		f.post.progressive = progressiveFlags{on: true, window: 30 * time.Second}
+		return f
+	}
+	for _, c := range []struct {
+		flag, want time.Duration
+	}{{0, 30 * time.Second}, {10 * time.Second, 10 * time.Second}, {-1, -1}} {
+		cfg, err := base(c.flag).config()
+		if err != nil {
+			t.Fatalf("--keyframe-interval %v: %v", c.flag, err)
+		}
+		if got := cfg.KeyframeInterval; got != c.want {
+			t.Errorf("--keyframe-interval %v with --progressive-window 30s: %v, want %v", c.flag, got, c.want)
+		}
+	}
+	_, err := base(7 * time.Second).config()
+	var ue *usageErr
+	if err == nil || !strings.Contains(err.Error(), "--keyframe-interval 7s does not divide --progressive-window 30s") || !errors.As(err, &ue) {
+		t.Errorf("--keyframe-interval 7s: %v, want a usage error saying it does not divide the window", err)
+	}
+	// Without the render during calls, any interval goes.
+	f := base(7 * time.Second)
+	f.post.progressive.on = false
+	if cfg, err := f.config(); err != nil || cfg.KeyframeInterval != 7*time.Second {
+		t.Errorf("--keyframe-interval 7s --progressive=false: %v, %v", cfg.KeyframeInterval, err)
+	}
+}

@@ -44,14 +44,30 @@ type server struct {
 	sessions chan capture.SessionEnded
 }
 
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, set ...func(*capture.Config)) *server {
 	t.Helper()
 	s := &server{sessions: make(chan capture.SessionEnded, 4)}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := capturetest.Start(t, capture.Config{Grace: 4 * time.Second, OnSessionEnd: func(_ context.Context, e capture.SessionEnded) { s.sessions <- e }}, log,
+	cfg := capture.Config{Grace: 4 * time.Second, OnSessionEnd: func(_ context.Context, e capture.SessionEnded) { s.sessions <- e }}
+	for _, f := range set {
+		f(&cfg)
+	}
+	srv := capturetest.Start(t, cfg, log,
 		func(mux *http.ServeMux) { mux.Handle("/publish/", browser.Handler()) })
 	s.base = srv.Base
 	return s
+}
+
+// ended waits for the next session to end.
+func (s *server) ended(t *testing.T) capture.SessionEnded {
+	t.Helper()
+	select {
+	case e := <-s.sessions:
+		return e
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session did not end")
+		return capture.SessionEnded{}
+	}
 }
 
 // runBrowser opens the publish page in a headless Chromium with a fake
@@ -261,12 +277,7 @@ func TestBrowsersPublish(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var e capture.SessionEnded
-	select {
-	case e = <-srv.sessions:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the session did not end")
-	}
+	e := srv.ended(t)
 	m := e.Manifest
 	wantTracks := map[string]int{"anna/audio": 1, "anna/video": 1, "ben/audio": 2, "ben/video": 2}
 	for id, n := range wantTracks {
@@ -621,12 +632,7 @@ func testFakeDevices(t *testing.T, codec string) {
 	if err := runBrowser(t.Context(), t, bin, url, 8*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	var e capture.SessionEnded
-	select {
-	case e = <-srv.sessions:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the session did not end")
-	}
+	e := srv.ended(t)
 	audio, ok := e.Manifest.Lane("cam/audio")
 	if !ok {
 		t.Fatal("no audio lane")

@@ -29,6 +29,10 @@ type Config struct {
 	Width, Height, FPS int
 	// Bitrate of the video in bits/s; 1_000_000 when zero.
 	Bitrate int
+	// KeyframeEvery is the time between the video's keyframes; 1 s when
+	// zero. A browser makes one every 3000 frames unless asked (this
+	// publisher never answers a PLI: its media is encoded beforehand).
+	KeyframeEvery time.Duration
 	// MarkPeriod is the time between two sync marks; 1 s when zero. It must
 	// be a whole number of video frames and of 20 ms audio packets.
 	MarkPeriod time.Duration
@@ -124,6 +128,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MarkPeriod == 0 {
 		cfg.MarkPeriod = defaultMarkPeriod
 	}
+	if cfg.KeyframeEvery == 0 {
+		cfg.KeyframeEvery = time.Second
+	}
 	if cfg.MediaDir == "" {
 		cfg.MediaDir = filepath.Join(os.TempDir(), "tapedeck-media")
 	}
@@ -150,6 +157,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 		if cfg.FPS < 1 || cfg.FPS > 120 {
 			errs = append(errs, fmt.Errorf("fps %d: want 1 to 120", cfg.FPS))
+		}
+		if cfg.FPS > 0 && (cfg.KeyframeEvery <= 0 || (cfg.KeyframeEvery*time.Duration(cfg.FPS))%time.Second != 0) {
+			errs = append(errs, fmt.Errorf("keyframe interval %v: want a positive whole number of frames at %d fps", cfg.KeyframeEvery, cfg.FPS))
 		}
 		if cfg.Bitrate < 10_000 {
 			errs = append(errs, fmt.Errorf("video bitrate %d b/s is too low (want at least 10000)", cfg.Bitrate))
@@ -219,6 +229,12 @@ func (cfg Config) clipLength() time.Duration {
 	}
 	n := (d + cfg.MarkPeriod - 1) / cfg.MarkPeriod
 	return n * cfg.MarkPeriod
+}
+
+// framesPerKeyframe is the number of video frames from one keyframe to the
+// next.
+func (cfg Config) framesPerKeyframe() int {
+	return int(cfg.KeyframeEvery * time.Duration(cfg.FPS) / time.Second)
 }
 
 // framesPerMark is the number of video frames in one mark period.

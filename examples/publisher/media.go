@@ -119,8 +119,8 @@ func videoFileName(cfg Config) string {
 	if name == "" {
 		name = "anon"
 	}
-	return fmt.Sprintf("%s-%dx%d-%dfps-%dbps-p%dms-%dms-%s-%s%s", cfg.Video, cfg.Width, cfg.Height, cfg.FPS,
-		cfg.Bitrate, cfg.MarkPeriod.Milliseconds(), cfg.clipLength().Milliseconds(), name, mediaVersion, ext)
+	return fmt.Sprintf("%s-%dx%d-%dfps-%dbps-p%dms-k%dms-%dms-%s-%s%s", cfg.Video, cfg.Width, cfg.Height, cfg.FPS,
+		cfg.Bitrate, cfg.MarkPeriod.Milliseconds(), cfg.KeyframeEvery.Milliseconds(), cfg.clipLength().Milliseconds(), name, mediaVersion, ext)
 }
 
 func prepareVideo(ctx context.Context, cfg Config, log *slog.Logger) (string, *videoClip, error) {
@@ -165,7 +165,7 @@ func videoArgs(cfg Config, frames int, out string, text bool) []string {
 	}
 	src += fmt.Sprintf(",drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(mod(n,%d),0)'", cfg.framesPerMark())
 	br := strconv.Itoa(cfg.Bitrate)
-	gop := strconv.Itoa(cfg.FPS) // a keyframe every second
+	gop := strconv.Itoa(cfg.framesPerKeyframe())
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", src, "-frames:v", strconv.Itoa(frames), "-pix_fmt", "yuv420p"}
 	switch cfg.Video {

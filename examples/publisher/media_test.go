@@ -70,8 +70,9 @@ func checkVideoMedia(t *testing.T, cfg Config) {
 			t.Errorf("frame %d: mean luma %.0f, flash %v, want %v", i, v, flash, want)
 		}
 	}
-	// Read back as the publisher does: a keyframe every second, first
-	// one at frame 0; H.264 keyframes carry SPS and PPS.
+	// Read back as the publisher does: a keyframe every second (the
+	// default KeyframeEvery), first one at frame 0; H.264 keyframes carry
+	// SPS and PPS.
 	clip, err := loadVideo(m.Video, cfg.Video)
 	if err != nil {
 		t.Fatal(err)

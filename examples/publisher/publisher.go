@@ -92,8 +92,10 @@ type TrackResult struct {
 	Retransmitted       int   // retransmissions asked by NACK, dropped ones included
 	RetransmitsDropped  int   // retransmissions dropped on purpose
 	NACKs, PLIs, FIRs   int   // RTCP feedback received
-	AudioLevel          bool  // the audio level header extension was negotiated and set
-	AbsSendTime         bool  // the abs-send-time header extension was negotiated and set
+	// PLIAt are the instants the PLIs arrived (this machine's clock).
+	PLIAt       []time.Time
+	AudioLevel  bool // the audio level header extension was negotiated and set
+	AbsSendTime bool // the abs-send-time header extension was negotiated and set
 }
 
 // Mark is one sync mark: the white video frame and the start of the tone
@@ -250,7 +252,24 @@ type session struct {
 }
 
 // feedbackCounts counts the RTCP feedback received for one track.
-type feedbackCounts struct{ nacks, plis, firs atomic.Int64 }
+type feedbackCounts struct {
+	nacks, plis, firs atomic.Int64
+	mu                sync.Mutex
+	pliAt             []time.Time
+}
+
+func (fb *feedbackCounts) pli(at time.Time) int64 {
+	fb.mu.Lock()
+	fb.pliAt = append(fb.pliAt, at)
+	fb.mu.Unlock()
+	return fb.plis.Add(1)
+}
+
+func (fb *feedbackCounts) pliTimes() []time.Time {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	return append([]time.Time(nil), fb.pliAt...)
+}
 
 func newSession(cfg Config, endpoint *url.URL, log *slog.Logger) (*session, error) {
 	s := &session{
@@ -426,11 +445,11 @@ func (s *session) addTrack(t *localTrack, fb *feedbackCounts) error {
 			for _, p := range pkts {
 				switch p := p.(type) {
 				case *rtcp.PictureLossIndication:
-					n := fb.plis.Add(1)
-					log.Info("publisher: the receiver asked for a keyframe (PLI); the media has one every second", "plis", n)
+					n := fb.pli(time.Now())
+					log.Info("publisher: the receiver asked for a keyframe (PLI); the media has its own", "every", s.cfg.KeyframeEvery, "plis", n)
 				case *rtcp.FullIntraRequest:
 					n := fb.firs.Add(1)
-					log.Info("publisher: the receiver asked for a keyframe (FIR); the media has one every second", "firs", n)
+					log.Info("publisher: the receiver asked for a keyframe (FIR); the media has its own", "every", s.cfg.KeyframeEvery, "firs", n)
 				case *rtcp.TransportLayerNack:
 					fb.nacks.Add(1)
 					log.Debug("publisher: NACK", "pairs", len(p.Nacks))
@@ -599,7 +618,7 @@ func (s *session) collect(res *Result) {
 			FirstRTPTimestamp: in.ts0, FirstSequenceNumber: st.FirstSeq,
 			Frames: frames, Packets: st.Packets, PayloadBytes: st.Bytes, Dropped: st.Dropped,
 			Retransmitted: st.Retransmits, RetransmitsDropped: st.RetransmitsDrops,
-			NACKs: int(fb.nacks.Load()), PLIs: int(fb.plis.Load()), FIRs: int(fb.firs.Load()),
+			NACKs: int(fb.nacks.Load()), PLIs: int(fb.plis.Load()), FIRs: int(fb.firs.Load()), PLIAt: fb.pliTimes(),
 			AudioLevel: in.levelExt, AbsSendTime: in.absSendTime,
 		}
 		tr.ClockRate = videoClockRate
