@@ -671,6 +671,12 @@ func testFakeDevices(t *testing.T, codec string) {
 	}
 	st := marks.Summarize(dev)
 	t.Logf("fake microphone: %d beeps, period median %.1f ms; deviation from 500 ms: %v", len(onsets), med, st)
+	if st.P95 > 25 {
+		// Say whether the recorder lost audio or Chromium sent it late (a
+		// fake device starved of CPU): seen once in CI, with AV1.
+		at := audio.Tracks[0]
+		t.Logf("audio track: %d packets received, %d lost, %d late; beeps at %.3f s", at.PacketsReceived, at.PacketsLost, at.Late, onsets)
+	}
 	if math.Abs(med-500) > 5 {
 		t.Errorf("beep period median %.1f ms, want 500 ± 5", med)
 	}
