@@ -166,32 +166,55 @@ func (c *S3) putSingle(ctx context.Context, key string, body []byte, whole hash.
 	return c.afterPut(ctx, key, int64(len(body)), sum, aws.ToString(out.ETag))
 }
 
+// afterPutReads bounds the reads of afterPut that find this put's ETag with
+// another size or SHA-256.
+const afterPutReads = 3
+
 // afterPut reads back the object's time (PUT answers do not have it) and checks its size. sum is the
 // SHA-256 the upload confirmed, etag the server's answer. If another writer replaced the object in the
 // meantime (another ETag), the object this Put wrote is described from what was sent.
+//
+// A server that keeps an object's attributes apart (versitygw's posix backend: the ETag and the
+// checksum are separate extended attributes) can, while other writers replace the object, answer
+// with this put's ETag and another writer's checksum. So a mismatch is read again, a little later,
+// before it is an error: a stored object that really differs from what was sent differs every time.
 func (c *S3) afterPut(ctx context.Context, key string, size int64, sum, etag string) (ObjectInfo, error) {
-	var info ObjectInfo
-	var headETag string
-	err := c.retry(ctx, "check stored object", func(ctx context.Context, _ int) error {
-		var err error
-		info, headETag, err = c.headETag(ctx, key)
-		return err
-	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return ObjectInfo{}, err
+	for read := 1; ; read++ {
+		var info ObjectInfo
+		var headETag string
+		err := c.retry(ctx, "check stored object", func(ctx context.Context, _ int) error {
+			var err error
+			info, headETag, err = c.headETag(ctx, key)
+			return err
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return ObjectInfo{}, err
+		}
+		if err != nil || etag == "" || headETag != etag {
+			c.log.Debug("storage: object replaced right after its put", "key", key)
+			return ObjectInfo{Key: key, Size: size, ModTime: time.Now().Truncate(time.Second), SHA256: sum}, nil
+		}
+		var mismatch error
+		switch {
+		case info.Size != size:
+			mismatch = fmt.Errorf("the stored object has %d bytes, sent %d", info.Size, size)
+		case info.SHA256 != "" && sum != "" && info.SHA256 != sum:
+			mismatch = fmt.Errorf("the stored object has SHA-256 %s, sent %s", info.SHA256, sum)
+		}
+		if mismatch == nil {
+			info.SHA256 = sum
+			return info, nil
+		}
+		if read == afterPutReads {
+			return ObjectInfo{}, mismatch
+		}
+		c.log.Debug("storage: the stored object does not match its put yet; reading it again", "key", key, "err", mismatch)
+		select {
+		case <-ctx.Done():
+			return ObjectInfo{}, fmt.Errorf("%w (%w)", mismatch, ctx.Err())
+		case <-time.After(time.Duration(read) * 100 * time.Millisecond):
+		}
 	}
-	if err != nil || etag == "" || headETag != etag {
-		c.log.Debug("storage: object replaced right after its put", "key", key)
-		return ObjectInfo{Key: key, Size: size, ModTime: time.Now().Truncate(time.Second), SHA256: sum}, nil
-	}
-	if info.Size != size {
-		return ObjectInfo{}, fmt.Errorf("the stored object has %d bytes, sent %d", info.Size, size)
-	}
-	if info.SHA256 != "" && sum != "" && info.SHA256 != sum {
-		return ObjectInfo{}, fmt.Errorf("the stored object has SHA-256 %s, sent %s", info.SHA256, sum)
-	}
-	info.SHA256 = sum
-	return info, nil
 }
 
 func (c *S3) createUpload(ctx context.Context, key string) (*upload, error) {
