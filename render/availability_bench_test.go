@@ -47,7 +47,7 @@ func BenchmarkAvailability(b *testing.B) {
 		}
 		b.Run(c, func(b *testing.B) {
 			b.Setenv("TAPEDECK_BENCH_LENGTH", length.String())
-			parts, _, _, _ := benchCall(b)
+			parts, _, _, _ := benchCall(b, length)
 			dir := b.TempDir()
 			ss := makeSession(b, filepath.Join(dir, "session"), parts)
 			store, err := storage.OpenLocal(filepath.Join(dir, "store"))

@@ -89,11 +89,11 @@ func measure(b *testing.B, f func()) benchFigures {
 	return benchFigures{wall: time.Since(t0), cpu: usedCPU(b) - cpu0}
 }
 
-// benchCall is the benchmarks' call: TAPEDECK_BENCH_LENGTH long (5 min),
+// benchCall is the benchmarks' call: TAPEDECK_BENCH_LENGTH long (def),
 // sources TAPEDECK_BENCH_SOURCE (640x360), four participants joining at 0,
 // 5, 10 and 15 s (the grid reflows three times, then holds four tiles).
-func benchCall(b *testing.B) (parts []synthPart, length time.Duration, w, h int) {
-	length = 5 * time.Minute
+func benchCall(b *testing.B, def time.Duration) (parts []synthPart, length time.Duration, w, h int) {
+	length = def
 	if s := os.Getenv("TAPEDECK_BENCH_LENGTH"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -118,7 +118,7 @@ func benchCall(b *testing.B) (parts []synthPart, length time.Duration, w, h int)
 
 func BenchmarkRender(b *testing.B) {
 	ff, _ := requireFFmpeg(b)
-	parts, length, w, h := benchCall(b)
+	parts, length, w, h := benchCall(b, 5*time.Minute)
 	// TAPEDECK_BENCH_KEEP=DIR keeps the session, the work folders (with
 	// their commands.sh) and the hand-written command (hand.sh) in DIR, to
 	// profile the commands one by one.
@@ -179,7 +179,7 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 
-	runs := benchRuns()
+	runs := benchRuns(3)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// Alternate the two, several times: the machine may be shared (2
@@ -233,17 +233,7 @@ func BenchmarkRender(b *testing.B) {
 		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call,\n"+
 			"720p30 H.264 High veryfast CRF 23 (3 Mbit/s cap) + AAC 128k; %d CPUs, load %s; medians of %d alternating runs\n",
 			w, h, length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
-		row := func(name string, fs []benchFigures) benchFigures {
-			f := benchFigures{wall: medianDur(fs, func(x benchFigures) time.Duration { return x.wall }),
-				cpu: medianDur(fs, func(x benchFigures) time.Duration { return x.cpu })}
-			var all []string
-			for _, x := range fs {
-				all = append(all, fmt.Sprintf("%.1f", x.cpu.Seconds()))
-			}
-			fmt.Printf("  %-28s %7.1f s wall %7.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime   (CPU s: %s)\n",
-				name, f.wall.Seconds(), f.cpu.Seconds(), f.cpu.Seconds()/d, d/f.wall.Seconds(), strings.Join(all, ", "))
-			return f
-		}
+		row := func(name string, fs []benchFigures) benchFigures { return benchRow(name, fs, d) }
 		o := row("tapedeck render (mp4-720p)", ours)
 		og := row("tapedeck, gap 0 (no resize)", gapless)
 		t := row("hand-written xstack + amix", theirs)
@@ -262,20 +252,9 @@ func BenchmarkRender(b *testing.B) {
 		ratio("tapedeck / hand-written", ours, theirs, o, t)
 		ratio("tapedeck / hand-written with tapedeck's grid", ours, gridded, o, tg)
 		ratio("tapedeck with gap 0 / hand-written (the same tiles)", gapless, theirs, og, t)
-		// Where tapedeck's CPU goes, by FFmpeg step (medians of the runs);
-		// "other" is the rest (ffprobe, fc-match, the process itself: loudness in Go).
-		var names []string
-		for n := range steps[0] {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Printf("  tapedeck by step (CPU s per output s):")
-		var sum time.Duration
-		for _, n := range names {
-			m := medianDur(steps, func(x map[string]time.Duration) time.Duration { return x[n] })
-			sum += m
-			fmt.Printf("  %s %.3f", n, m.Seconds()/d)
-		}
+		// Where tapedeck's CPU goes, by FFmpeg step; "other" is the rest
+		// (ffprobe, fc-match, the process itself: loudness in Go).
+		sum := printSteps("tapedeck by step", steps, d)
 		fmt.Printf("  other %.3f\n", (o.cpu-sum).Seconds()/d)
 		fmt.Printf("  tapedeck also: grid reflow on join, labels, sync-model placement, two-pass loudness normalization\n\n")
 		b.ReportMetric(o.cpu.Seconds()/d, "cpu-s/out-s")
@@ -323,6 +302,40 @@ func handCommand(ss *synthSession, parts []synthPart, grid map[string]timeline.R
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-crf", "23", "-maxrate", "3000k",
 		"-bufsize", "6000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length), out)
+}
+
+// benchRow prints one arm of a benchmark: the medians of its runs' wall and
+// CPU time, CPU per output second (d seconds of output) and realtime factor,
+// and each run's CPU; it returns the medians.
+func benchRow(name string, fs []benchFigures, d float64) benchFigures {
+	f := benchFigures{wall: medianDur(fs, func(x benchFigures) time.Duration { return x.wall }),
+		cpu: medianDur(fs, func(x benchFigures) time.Duration { return x.cpu })}
+	var all []string
+	for _, x := range fs {
+		all = append(all, fmt.Sprintf("%.1f", x.cpu.Seconds()))
+	}
+	fmt.Printf("  %-52s %7.1f s wall %7.1f s CPU   %6.3f CPU s per output s   %5.2fx realtime   (CPU s: %s)\n",
+		name, f.wall.Seconds(), f.cpu.Seconds(), f.cpu.Seconds()/d, d/f.wall.Seconds(), strings.Join(all, ", "))
+	return f
+}
+
+// printSteps prints the median over runs of each step's CPU per output
+// second (d seconds of output), without ending the line, and returns the
+// sum of those medians.
+func printSteps(label string, runs []map[string]time.Duration, d float64) time.Duration {
+	var names []string
+	for n := range runs[0] {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Printf("  %s (CPU s per output s, medians):", label)
+	var sum time.Duration
+	for _, n := range names {
+		m := medianDur(runs, func(x map[string]time.Duration) time.Duration { return x[n] })
+		sum += m
+		fmt.Printf("  %s %.3f", n, m.Seconds()/d)
+	}
+	return sum
 }
 
 // medianDur is the median of f over xs.

@@ -6,9 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapedeck/tapedeck/render"
 )
@@ -28,14 +28,9 @@ import (
 // as for BenchmarkRender.
 func BenchmarkExportVsRender(b *testing.B) {
 	requireFFmpeg(b)
-	parts, length, w, h := benchCall(b)
+	parts, length, w, h := benchCall(b, 5*time.Minute)
 	ss := makeSession(b, b.TempDir(), parts)
-	runs := 2
-	if s := os.Getenv("TAPEDECK_BENCH_RUNS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n > 0 {
-			runs = n
-		}
-	}
+	runs := benchRuns(2)
 	out := b.TempDir()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -3,9 +3,7 @@ package browser_test
 import (
 	"fmt"
 	"math"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,24 +43,24 @@ func TestChromiumKeyframesOnSessionTime(t *testing.T) {
 	var keyBytes, deltaBytes, nKey, nDelta int64
 	for _, tr := range video.Tracks {
 		for _, seg := range tr.Segments {
-			path := filepath.Join(e.Dir, seg.Path)
-			pts, key, err := marks.Packets(path, "v")
+			packets, err := marks.PacketList(filepath.Join(e.Dir, seg.Path), "v")
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, p := range pts {
-				at, err := sync.RecorderTime(tr.ID, seg.FirstRTP+int64(math.Round(p*float64(tr.Codec.ClockRate))))
+			for _, p := range packets {
+				at, err := sync.RecorderTime(tr.ID, seg.FirstRTP+int64(math.Round(p.PTS*float64(tr.Codec.ClockRate))))
 				if err != nil {
 					t.Fatal(err)
 				}
 				s := float64(at-sync.SessionStart()) / 1e9
 				first, last = min(first, s), max(last, s)
-				if key[i] {
+				if p.Key {
 					keys = append(keys, s)
+					keyBytes, nKey = keyBytes+p.Size, nKey+1
+				} else {
+					deltaBytes, nDelta = deltaBytes+p.Size, nDelta+1
 				}
 			}
-			k, d, nk, nd := packetBytes(t, path)
-			keyBytes, deltaBytes, nKey, nDelta = keyBytes+k, deltaBytes+d, nKey+nk, nDelta+nd
 		}
 	}
 	var ks []string
@@ -105,32 +103,4 @@ func TestChromiumKeyframesOnSessionTime(t *testing.T) {
 	if n < 3 {
 		t.Errorf("the recording spans %.1f to %.1f s: %d instants to check, want at least 3", first, last, n)
 	}
-}
-
-// packetBytes sums the sizes of the keyframes and of the other frames of a
-// recorded video file.
-func packetBytes(t *testing.T, path string) (key, delta, nKey, nDelta int64) {
-	t.Helper()
-	_, ffprobe, err := marks.Tools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size,flags",
-		"-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		size, flags, _ := strings.Cut(line, ",")
-		n, err := strconv.ParseInt(size, 10, 64)
-		if err != nil {
-			t.Fatalf("ffprobe %s: %q", path, line)
-		}
-		if strings.HasPrefix(flags, "K") {
-			key, nKey = key+n, nKey+1
-		} else {
-			delta, nDelta = delta+n, nDelta+1
-		}
-	}
-	return key, delta, nKey, nDelta
 }

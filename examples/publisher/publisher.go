@@ -251,18 +251,20 @@ type session struct {
 	restartErr  error
 }
 
-// feedbackCounts counts the RTCP feedback received for one track.
+// feedbackCounts counts the RTCP feedback received for one track; the PLIs
+// with the instants they arrived.
 type feedbackCounts struct {
-	nacks, plis, firs atomic.Int64
-	mu                sync.Mutex
-	pliAt             []time.Time
+	nacks, firs atomic.Int64
+	mu          sync.Mutex
+	pliAt       []time.Time
 }
 
-func (fb *feedbackCounts) pli(at time.Time) int64 {
+// pli notes a PLI arrived at at and returns how many have.
+func (fb *feedbackCounts) pli(at time.Time) int {
 	fb.mu.Lock()
+	defer fb.mu.Unlock()
 	fb.pliAt = append(fb.pliAt, at)
-	fb.mu.Unlock()
-	return fb.plis.Add(1)
+	return len(fb.pliAt)
 }
 
 func (fb *feedbackCounts) pliTimes() []time.Time {
@@ -618,9 +620,10 @@ func (s *session) collect(res *Result) {
 			FirstRTPTimestamp: in.ts0, FirstSequenceNumber: st.FirstSeq,
 			Frames: frames, Packets: st.Packets, PayloadBytes: st.Bytes, Dropped: st.Dropped,
 			Retransmitted: st.Retransmits, RetransmitsDropped: st.RetransmitsDrops,
-			NACKs: int(fb.nacks.Load()), PLIs: int(fb.plis.Load()), FIRs: int(fb.firs.Load()), PLIAt: fb.pliTimes(),
+			NACKs: int(fb.nacks.Load()), FIRs: int(fb.firs.Load()), PLIAt: fb.pliTimes(),
 			AudioLevel: in.levelExt, AbsSendTime: in.absSendTime,
 		}
+		tr.PLIs = len(tr.PLIAt)
 		tr.ClockRate = videoClockRate
 		if kind == "audio" {
 			tr.ClockRate = audioClockRate

@@ -76,33 +76,59 @@ func FrameMD5(path, ss string, n int) ([]string, error) {
 	return hashes, nil
 }
 
-// Packets returns the pts (seconds) and keyframe flags of every packet of
-// the file's first stream of the given kind ("v" or "a"; "" for stream 0).
-func Packets(path, kind string) (pts []float64, key []bool, err error) {
+// Packet is one packet of a file, as ffprobe lists it.
+type Packet struct {
+	PTS  float64 // seconds
+	Key  bool
+	Size int64 // bytes
+}
+
+// PacketList returns every packet of the file's first stream of the given
+// kind ("v" or "a"; "" for stream 0).
+func PacketList(path, kind string) ([]Packet, error) {
 	_, fp, err := Tools()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sel := "0"
 	if kind != "" {
 		sel = kind + ":0"
 	}
+	// ffprobe prints the fields in its own order: pts_time, size, flags.
 	out, err := exec.Command(fp, "-v", "error", "-select_streams", sel, "-show_entries",
-		"packet=pts_time,flags", "-of", "csv=p=0", path).Output()
+		"packet=pts_time,size,flags", "-of", "csv=p=0", path).Output()
 	if err != nil {
-		return nil, nil, fmt.Errorf("marks: ffprobe %s: %w", path, err)
+		return nil, fmt.Errorf("marks: ffprobe %s: %w", path, err)
 	}
+	var ps []Packet
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Split(line, ",")
-		if len(f) < 2 {
+		if len(f) < 3 {
 			continue
 		}
 		v, err := strconv.ParseFloat(f[0], 64)
 		if err != nil {
 			continue
 		}
-		pts = append(pts, v)
-		key = append(key, strings.HasPrefix(f[1], "K"))
+		size, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("marks: ffprobe %s: packet %q", path, line)
+		}
+		ps = append(ps, Packet{PTS: v, Key: strings.HasPrefix(f[2], "K"), Size: size})
+	}
+	return ps, nil
+}
+
+// Packets returns the pts (seconds) and keyframe flags of every packet of
+// the file's first stream of the given kind ("v" or "a"; "" for stream 0).
+func Packets(path, kind string) (pts []float64, key []bool, err error) {
+	ps, err := PacketList(path, kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range ps {
+		pts = append(pts, p.PTS)
+		key = append(key, p.Key)
 	}
 	return pts, key, nil
 }
