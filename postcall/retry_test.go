@@ -3,6 +3,7 @@ package postcall_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,10 +31,13 @@ func TestRetryStore(t *testing.T) {
 	if err := os.WriteFile(storeDir, []byte("not a folder"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Its Puts wait until the test has asked for a retry of the running job,
+	// so that the job surely has not failed yet when it asks.
+	held := &heldStore{Client: store, release: make(chan struct{})}
 	_, nc := startNATS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	p, err := postcall.New(ctx, nc, store, nil, postcall.Config{
+	p, err := postcall.New(ctx, nc, held, nil, postcall.Config{
 		Node: "rec1", WorkDir: t.TempDir(), RenderConcurrency: 1, AckWait: 5 * time.Second, MaxDeliver: 1,
 	}, testLogger(t))
 	if err != nil {
@@ -55,6 +59,7 @@ func TestRetryStore(t *testing.T) {
 	if err := p.RetryStore(ctx, s.Room, s.Session, s.Dir); !errors.Is(err, postcall.ErrNotFailed) && err == nil {
 		t.Errorf("retry of a job still running: %v, want an error", err)
 	}
+	close(held.release)
 	st, err := p.Wait(ctx, s.Room, s.Session)
 	if err != nil {
 		t.Fatal(err)
@@ -99,4 +104,19 @@ func TestRetryStore(t *testing.T) {
 	if err := p.RetryStore(ctx, s.Room, s.Session, s.Dir); !errors.Is(err, postcall.ErrNotFailed) {
 		t.Errorf("retry of a finished job: %v, want ErrNotFailed", err)
 	}
+}
+
+// heldStore is a storage.Client whose Puts wait until release is closed.
+type heldStore struct {
+	storage.Client
+	release chan struct{}
+}
+
+func (h *heldStore) Put(ctx context.Context, key string, r io.Reader, size int64) (storage.ObjectInfo, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return storage.ObjectInfo{}, ctx.Err()
+	}
+	return h.Client.Put(ctx, key, r, size)
 }
