@@ -57,6 +57,11 @@ type Config struct {
 	// session is merged again if the node comes back and stores its part
 	// (default 2 min). A part whose node is alive is waited for.
 	PartWait time.Duration
+	// StoreWindows makes stage 1 store the windows rendered during the call
+	// (package prerender) with the session, so that a render on another node
+	// (a cluster) takes them instead of drawing them (see OutDir). Stage 2
+	// always looks for them, and deletes them once the job is done.
+	StoreWindows bool
 	// MergeJobs is how many merge jobs run at once (default 16; a merge
 	// waiting for parts only sleeps).
 	MergeJobs int

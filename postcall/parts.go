@@ -100,6 +100,9 @@ func (p *Pipeline) storePart(ctx context.Context, j Job, m *timeline.Manifest, l
 		return err
 	}
 	log.Info("part stored", "files", n, "took", time.Since(start).Round(time.Millisecond))
+	if err := p.storeWindows(ctx, j, m.Part, log); err != nil {
+		return err
+	}
 	mj := j
 	mj.Enqueued = time.Now().UTC()
 	dup, err := p.enqueue(ctx, MergeSubject, fmt.Sprintf("merge/%s/p%d", j.ID(), m.Part), mj, log)

@@ -46,7 +46,15 @@ func (p *Pipeline) renderSession(ctx context.Context, j Job, log *slog.Logger) e
 				fetched = true
 				log.Info("session fetched for rendering", "took", time.Since(start).Round(time.Millisecond))
 			}
-			files, err := p.render1(ctx, j, spec, in, filepath.Join(work, "out", spec.Name), log)
+			out := OutDir(p.cfg.WorkDir, j.Room, j.Session, spec.Name)
+			if spec.Export == nil {
+				// Windows rendered during the call on the node that
+				// recorded it, when that is another.
+				if _, err := p.fetchWindows(ctx, j, spec.Name, ReuseDir(out), log); err != nil {
+					return err
+				}
+			}
+			files, err := p.render1(ctx, j, spec, in, out, log)
 			if err != nil {
 				return err
 			}
@@ -78,6 +86,7 @@ func (p *Pipeline) renderSession(ctx context.Context, j Job, log *slog.Logger) e
 	}); err != nil {
 		return err
 	}
+	p.dropWindows(ctx, j, log)
 	if err := removeAll(work); err != nil {
 		log.Warn("removing the work folder", "dir", work, "err", err)
 	}

@@ -43,6 +43,9 @@ func (p *Pipeline) storeSession(ctx context.Context, j Job, log *slog.Logger) er
 		if err != nil {
 			return err
 		}
+		if err := p.storeWindows(ctx, j, 0, log); err != nil {
+			return err
+		}
 		if _, err := p.states.update(ctx, j.Room, j.Session, func(s *State) {
 			s.Node, s.Uploaded, s.Error = j.Node, time.Now().UTC(), ""
 		}); err != nil {

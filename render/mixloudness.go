@@ -29,12 +29,12 @@ func (r *runner) windowBlocks(ctx context.Context, prog *Program, i int, key str
 	sp := prog.audioSpans[i]
 	start, end := samplesOfFrames(sp.From, prog.FPS), samplesOfFrames(sp.To, prog.FPS)
 	name := audioWindowFile(i)
+	if b, ok := r.keptBlocks(prog, i, key); ok {
+		return b, nil
+	}
 	var kept string
 	if key != "" && r.reuse != "" {
 		kept = filepath.Join(r.reuse, key, name)
-		if b, err := readBlocks(kept + loudnessSuffix); err == nil && b.Samples == end-start {
-			return b, nil
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return loudnessBlocks{}, fmt.Errorf("render: loudness of %s: %w", name, err)
@@ -56,6 +56,21 @@ func (r *runner) windowBlocks(ctx context.Context, prog *Program, i int, key str
 		}
 	}
 	return b, nil
+}
+
+// keptBlocks is the loudness summary kept beside audio window i of prog
+// under key, whether or not the window's mix is kept with it; false when
+// there is none for a window of this length.
+func (r *runner) keptBlocks(prog *Program, i int, key string) (loudnessBlocks, bool) {
+	if key == "" || r.reuse == "" {
+		return loudnessBlocks{}, false
+	}
+	sp := prog.audioSpans[i]
+	b, err := readBlocks(filepath.Join(r.reuse, key, audioWindowFile(i)) + loudnessSuffix)
+	if err != nil || b.Samples != samplesOfFrames(sp.To, prog.FPS)-samplesOfFrames(sp.From, prog.FPS) {
+		return loudnessBlocks{}, false
+	}
+	return b, true
 }
 
 // readBlocks reads a kept loudness summary.

@@ -238,16 +238,27 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 	}
 	keys := make([]string, len(prog.AudioWindows))
 	blocks := make([]loudnessBlocks, len(prog.AudioWindows))
+	// An audio window kept with its loudness summary is not put in the work
+	// folder unless an encode reads it: a render that takes the encoded
+	// audio windows too reads no mix, and the windows of a call rendered on
+	// another node travel without their mixes (float WAVs, about 23 MB a
+	// minute).
+	here := make([]bool, len(prog.AudioWindows))
 	for i, c := range prog.AudioWindows {
-		var key Command
-		if i < len(audioKeys) {
-			key = audioKeys[i]
+		if i < len(audioKeys) && audioKeys[i].Args != nil {
+			keys[i] = r.reuseKey(ctx, audioKeys[i])
 		}
-		k, err := r.runKept(ctx, c, key, pr)
-		if err != nil {
+		if !s.LoudnessOff && keys[i] != "" {
+			if b, ok := r.keptBlocks(prog, i, keys[i]); ok {
+				blocks[i] = b
+				pr.update(c.Name, c.Duration)
+				continue
+			}
+		}
+		if err := r.audioWindow(ctx, prog, i, keys[i], pr); err != nil {
 			return Loudness{}, err
 		}
-		keys[i] = k
+		here[i] = true
 		if !s.LoudnessOff {
 			b, err := r.windowBlocks(ctx, prog, i, keys[i])
 			if err != nil {
@@ -260,9 +271,39 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 		loud = mergeBlocks(blocks...).loudness()
 	}
 	cmds := prog.AudioEncodes(loud)
-	if n := len(prog.aacWindows); n > 0 {
+	// The mixes the encodes read: those of the encoded audio windows not
+	// kept, and all of them for an encode of the whole mix.
+	need := make([]bool, len(prog.AudioWindows))
+	n := len(prog.aacWindows)
+	var aacKeyCmds []Command
+	if n > 0 {
+		aacKeyCmds = aacKeys(prog, cmds[:n], keys)
+		for k := range n {
+			if key := r.reuseKey(ctx, aacKeyCmds[k]); key != "" && r.isKept(key, cmds[k]) {
+				continue
+			}
+			for _, w := range prog.aacWindows[k].Windows {
+				need[w] = true
+			}
+		}
+	}
+	for _, c := range cmds[n:] {
+		if _, ok := c.Files[audioWindowList]; ok {
+			for w := range need {
+				need[w] = true
+			}
+		}
+	}
+	for w := range need {
+		if need[w] && !here[w] {
+			if err := r.audioWindow(ctx, prog, w, keys[w], nil); err != nil {
+				return Loudness{}, err
+			}
+		}
+	}
+	if n > 0 {
 		// The encoded windows, parallel at a time, then the rest.
-		if err := runAllWindows(ctx, r, cmds[:n], aacKeys(prog, cmds[:n], keys), parallel, pr); err != nil {
+		if err := runAllWindows(ctx, r, cmds[:n], aacKeyCmds, parallel, pr); err != nil {
 			return Loudness{}, fmt.Errorf("render: %w", err)
 		}
 		cmds = cmds[n:]
@@ -274,6 +315,29 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 		pr.update(c.Name, c.Duration)
 	}
 	return loud, nil
+}
+
+// audioWindow puts the mix of audio window i (kept under key; none: "") in
+// the work folder: taken when kept, drawn (and kept) otherwise. pr (nil:
+// none) is told of its progress.
+func (r *runner) audioWindow(ctx context.Context, prog *Program, i int, key string, pr *progress) error {
+	c := prog.AudioWindows[i]
+	if r.takeReused(ctx, key, c) {
+		r.log.Info("render: window reused", "step", c.Name, "key", key)
+	} else {
+		update := func(time.Duration) {}
+		if pr != nil {
+			update = func(d time.Duration) { pr.update(c.Name, d) }
+		}
+		if _, err := r.run(ctx, c, update); err != nil {
+			return err
+		}
+		r.keepForReuse(ctx, key, c)
+	}
+	if pr != nil {
+		pr.update(c.Name, c.Duration)
+	}
+	return nil
 }
 
 // failFirst returns fail, which keeps the first error it is given and

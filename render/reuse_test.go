@@ -28,31 +28,13 @@ func TestReuseWindows(t *testing.T) {
 	ffmpeg, _ := requireFFmpeg(t)
 	dir := t.TempDir()
 	ss := makeSession(t, filepath.Join(dir, "session"), threeParts(6*time.Second))
-	// FFmpeg through a wrapper that notes every command it runs.
-	calls := filepath.Join(dir, "calls.txt")
-	wrapper := filepath.Join(dir, "ffmpeg")
-	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\nexec " + ffmpeg + " \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, counted := countingFFmpeg(t, ffmpeg, dir)
 	// Windows run since the last call: the video's, the audio's and the
 	// encoded audio's.
 	var audioRan, aacRan int
 	videoRuns := func() int {
-		b, _ := os.ReadFile(calls)
-		_ = os.Remove(calls)
-		n := 0
-		audioRan, aacRan = 0, 0
-		for _, l := range strings.Split(string(b), "\n") {
-			switch {
-			case strings.Contains(l, " video-"):
-				n++
-			case strings.Contains(l, " mix-"):
-				audioRan++
-			case strings.Contains(l, " -f adts "):
-				aacRan++
-			}
-		}
+		var n int
+		n, audioRan, aacRan = counted()
 		return n
 	}
 	reuse := filepath.Join(dir, "reuse")
@@ -225,6 +207,34 @@ func TestReuseWindows(t *testing.T) {
 		windows, windows, windows-done, done, windows-audioWindows-aacWindows)
 }
 
+// countingFFmpeg is an FFmpeg (a wrapper in dir) that notes every command
+// it runs, and what counts, since its last call, the windows it ran: the
+// video's, the audio mixes and the encoded audio's.
+func countingFFmpeg(t *testing.T, ffmpeg, dir string) (string, func() (video, audio, aac int)) {
+	t.Helper()
+	calls := filepath.Join(dir, "calls.txt")
+	wrapper := filepath.Join(dir, "ffmpeg")
+	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\nexec " + ffmpeg + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, func() (video, audio, aac int) {
+		b, _ := os.ReadFile(calls)
+		_ = os.Remove(calls)
+		for _, l := range strings.Split(string(b), "\n") {
+			switch {
+			case strings.Contains(l, " video-"):
+				video++
+			case strings.Contains(l, " mix-"):
+				audio++
+			case strings.Contains(l, " -f adts "):
+				aac++
+			}
+		}
+		return video, audio, aac
+	}
+}
+
 // patchTitle changes a Matroska file's header in place (the muxing
 // application's name, in the Info before the first cluster), as closing a
 // recorded segment patches its header.
@@ -243,4 +253,89 @@ func patchTitle(t *testing.T, path string) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReuseWithoutMixes: the windows of a call rendered on another node
+// travel without their audio mixes (float WAVs), only with the mixes'
+// loudness summaries. A render that finds every encoded audio window kept
+// runs no FFmpeg for the audio, not even to take the mixes; one that lacks
+// one encoded audio window draws only the mixes that window reads, then
+// encodes it. Both decode to the samples and frames of a plain render.
+func TestReuseWithoutMixes(t *testing.T) {
+	t.Parallel()
+	ffmpeg, _ := requireFFmpeg(t)
+	dir := t.TempDir()
+	ss := makeSession(t, filepath.Join(dir, "session"), threeParts(6*time.Second))
+	wrapper, counted := countingFFmpeg(t, ffmpeg, dir)
+	reuse := filepath.Join(dir, "reuse")
+	render1 := func(name, reuseDir string) string {
+		t.Helper()
+		opts := render.Options{Profiles: []string{render.ProfileMP4_360}, OutDir: filepath.Join(dir, name), Log: testLogger(t),
+			MaxJobDuration: 2 * time.Second, FFmpeg: wrapper, Reuse: reuseDir}
+		outs, err := render.Session(context.Background(), ss.Dir, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return outs[0].Path
+	}
+	same := func(name, path string, frames []string, pcm []float64) {
+		t.Helper()
+		if got := frameHashes(t, path, "", 0); !slices.Equal(got, frames) {
+			t.Errorf("%s: %d frames, differ from the plain render's %d", name, len(got), len(frames))
+		}
+		got, err := marks.PCM(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, pcm) {
+			t.Errorf("%s: %d audio samples, differ from the plain render's %d", name, len(got), len(pcm))
+		}
+	}
+	plain := render1("plain", "")
+	counted()
+	frames := frameHashes(t, plain, "", 0)
+	pcm, err := marks.PCM(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	render1("keeping", reuse)
+	video, audio, aac := counted()
+	if video < 3 || audio != video || aac != video {
+		t.Fatalf("keeping render: %d video, %d audio and %d encoded audio windows, want at least 3 of each", video, audio, aac)
+	}
+
+	// The mixes go, their summaries stay.
+	mixes, err := filepath.Glob(filepath.Join(reuse, "*", "mix-*.wav"))
+	if err != nil || len(mixes) != audio {
+		t.Fatalf("kept mixes: %v (%v), want %d", mixes, err, audio)
+	}
+	for _, m := range mixes {
+		if _, err := os.Stat(m + ".loudness.json"); err != nil {
+			t.Fatalf("no loudness summary beside %s: %v", m, err)
+		}
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := render1("without-mixes", reuse)
+	if v, a, c := counted(); v+a+c != 0 {
+		t.Errorf("render from windows without their mixes ran %d video, %d audio and %d encoded audio windows, want none", v, a, c)
+	}
+	same("render from windows without their mixes", out, frames, pcm)
+
+	// One encoded audio window is lost: only the mixes it reads are drawn.
+	lost, err := filepath.Glob(filepath.Join(reuse, "*", "aac-001.adts"))
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("kept encoded audio window 1: %v (%v)", lost, err)
+	}
+	if err := os.RemoveAll(filepath.Dir(lost[0])); err != nil {
+		t.Fatal(err)
+	}
+	out = render1("one-encoded-lost", reuse)
+	v, a, c := counted()
+	if v != 0 || c != 1 || a < 1 || a > 2 {
+		t.Errorf("render after encoded audio window 1 was lost ran %d video, %d audio and %d encoded audio windows, want 0, 1 or 2 (the mixes it reads), and 1", v, a, c)
+	}
+	same("render after an encoded audio window was lost", out, frames, pcm)
+	t.Logf("%d windows of each kind; without their mixes: nothing run; one encoded audio window lost: %d mixes drawn and 1 encoded", video, a)
 }

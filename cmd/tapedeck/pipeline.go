@@ -182,7 +182,7 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 	}
 	r.renders = &renderStats{}
 	renderer := sessionRenderer{log: log, stats: r.renders, parallel: f.renderParallel, rerenderParallel: f.rerenderParallel}
-	if role == roleRecorder && f.progressive.on && cfg.RenderConcurrency > 0 && !clustered {
+	if role == roleRecorder && f.progressive.on && cfg.RenderConcurrency > 0 {
 		if err := f.progressive.check(); err != nil {
 			r.close()
 			return nil, err
@@ -195,6 +195,9 @@ func startPipeline(ctx context.Context, f *pipelineFlags, role pipelineRole, dat
 		}
 		// Segments stored during the call stay on disk until drawn.
 		cfg.Upload.Hold = r.prerender.Needs
+		// In a cluster another node may render the call: the windows go
+		// to the store with the session.
+		cfg.StoreWindows = clustered
 	}
 	r.Pipeline, err = postcall.New(ctx, r.nc, store, renderer, cfg, log)
 	if err != nil {
@@ -285,7 +288,7 @@ func (r sessionRenderer) options(spec postcall.RenderSpec, outDir string) (rende
 	// The finished windows of the video are kept beside outDir (see postcall.Renderer): an
 	// attempt interrupted by a stop or a crash resumes from them.
 	opts := render.Options{OutDir: outDir, Nice: spec.Nice, Layout: timeline.LayoutType(spec.Layout), Log: r.log,
-		Reuse: filepath.Join(filepath.Dir(outDir), ".reuse-"+spec.Name), Parallel: r.parallel, MaxJobDuration: r.window}
+		Reuse: postcall.ReuseDir(outDir), Parallel: r.parallel, MaxJobDuration: r.window}
 	if spec.Rerender {
 		opts.Parallel = r.rerenderParallel
 		if opts.Parallel == 0 {

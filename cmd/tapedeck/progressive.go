@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +22,7 @@ type progressiveFlags struct {
 }
 
 func (f *progressiveFlags) register(fl *pflag.FlagSet) {
-	fl.BoolVar(&f.on, "progressive", true, "render the video of each call while it is recorded, in windows whose media is final, so that the composite is ready seconds after the call (needs --render-concurrency ≥ 1; not in a cluster)")
+	fl.BoolVar(&f.on, "progressive", true, "render the video of each call while it is recorded, in windows whose media is final, so that the composite is ready seconds after the call (needs --render-concurrency ≥ 1; in a cluster the windows go to the store with the session, for the node that renders it)")
 	fl.DurationVar(&f.window, "progressive-window", 10*time.Second, "length of the windows rendered during calls (the render after the call uses the same)")
 	fl.Float64Var(&f.cpu, "progressive-cpu", 0.75, "CPU use outside niced processes (0 to 1) above which no window starts during calls: capture comes first (0: no limit)")
 }
@@ -60,7 +59,7 @@ func startPrerender(f *progressiveFlags, cfg postcall.Config, r sessionRenderer,
 					spec.Nice = 0
 				}
 				// Where the post-call stage renders spec (postcall's job folder).
-				out := filepath.Join(cfg.WorkDir, room, session, "out", spec.Name)
+				out := postcall.OutDir(cfg.WorkDir, room, session, spec.Name)
 				opts, err := r.options(spec, out)
 				if err != nil {
 					log.Warn("prerender: the render's options do not parse; rendering after the call only", "room", room, "render", spec.Name, "err", err)
