@@ -63,8 +63,8 @@ demo:
 ## bench: capture path figures (per packet, and loopback load runs without and with the render during the
 ## call), the render of a 4-participant 5-minute 720p30 call against a hand-written xstack+amix FFmpeg
 ## command, what the sources' keyframes cost a render in 10-second windows, and how long after calls of 2, 10
-## and 30 minutes the composite is stored with the render during the call and without (about an hour and a
-## half on 2 CPUs); prints a report
+## and 30 minutes the composite is stored with the render during the call and without, and what storing and
+## taking a 30-minute call's windows adds in a cluster (about an hour and a half on 2 CPUs); prints a report
 bench: deps-demo $(NATS_SERVER)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./capture/... ./timeline/...
 	$(GO) build -o $(BIN)/tapedeck ./cmd/tapedeck && $(BIN)/tapedeck loadtest --publishers 20 --duration 30s --log-level warn
@@ -74,6 +74,7 @@ bench: deps-demo $(NATS_SERVER)
 	$(GO) test -run '^$$' -bench Keyframes -benchtime 1x -count=1 -timeout 30m ./render
 	$(GO) test -run '^$$' -bench Availability -benchtime 1x -count=1 -timeout 150m ./render
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count=1 ./cluster
+	$(GO) test -run '^$$' -bench WindowsTravel -benchtime 1x -count=1 ./postcall
 
 ## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
 soak: deps-demo
