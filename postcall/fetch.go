@@ -134,7 +134,7 @@ type progressReader struct {
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
-	if n > 0 || errors.Is(err, io.EOF) {
+	if p.fn != nil && (n > 0 || errors.Is(err, io.EOF)) {
 		p.fn(p.n, p.total)
 	}
 	return n, err

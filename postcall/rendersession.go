@@ -50,7 +50,7 @@ func (p *Pipeline) renderSession(ctx context.Context, j Job, log *slog.Logger) e
 			if spec.Export == nil {
 				// Windows rendered during the call on the node that
 				// recorded it, when that is another.
-				if _, err := p.fetchWindows(ctx, j, spec.Name, ReuseDir(out), log); err != nil {
+				if err := p.fetchWindows(ctx, j, spec.Name, ReuseDir(out), log); err != nil {
 					return err
 				}
 			}

@@ -209,28 +209,26 @@ func writeWindowsTar(ctx context.Context, w io.Writer, dir string, files []windo
 }
 
 // fetchWindows puts into dir (the render's ReuseDir) the stored windows of
-// render that dir lacks (stage 2), and returns how many it added. Each
+// render that dir lacks (stage 2). Each
 // window appears whole or not at all, and only once the whole object that
 // holds it has been read and matched its size and SHA-256. No stored
 // windows is no error (the call was rendered on this node, or not during
 // the call); other failures are logged, and only the job's end (ctx) is
 // returned.
-func (p *Pipeline) fetchWindows(ctx context.Context, j Job, render, dir string, log *slog.Logger) (int, error) {
+func (p *Pipeline) fetchWindows(ctx context.Context, j Job, render, dir string, log *slog.Logger) error {
 	objs, err := p.store.List(ctx, WindowsPrefix(j.Room, j.Session)+render+"/")
 	if ctx.Err() != nil {
-		return 0, fmt.Errorf("postcall: reading the windows of %s: %w", j.ID(), ctx.Err())
+		return fmt.Errorf("postcall: reading the windows of %s: %w", j.ID(), ctx.Err())
 	}
 	if err != nil {
 		log.Warn("the windows rendered during the call cannot be listed; the render draws them", "render", render, "err", err)
-		return 0, nil
+		return nil
 	}
-	added := 0
 	for _, o := range objs {
 		start := time.Now()
 		n, err := readWindows(ctx, p.store, o.Key, dir)
-		added += n
 		if ctx.Err() != nil {
-			return added, fmt.Errorf("postcall: reading the windows of %s: %w", j.ID(), ctx.Err())
+			return fmt.Errorf("postcall: reading the windows of %s: %w", j.ID(), ctx.Err())
 		}
 		if err != nil {
 			log.Warn("the windows rendered during the call cannot be read; the render draws them", "render", render, "key", o.Key, "err", err)
@@ -239,7 +237,7 @@ func (p *Pipeline) fetchWindows(ctx context.Context, j Job, render, dir string, 
 		log.Info("windows rendered during the call taken from the store", "render", render, "key", o.Key, "windows", n,
 			"took", time.Since(start).Round(time.Millisecond))
 	}
-	return added, nil
+	return nil
 }
 
 // readWindows adds to dir the windows in the tar object at key that dir
@@ -264,7 +262,7 @@ func readWindows(ctx context.Context, store storage.Client, key, dir string) (in
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	h := sha256.New()
-	counted := &countingReader{r: io.TeeReader(ctxReader{ctx, r}, h)}
+	counted := &progressReader{r: io.TeeReader(ctxReader{ctx, r}, h)}
 	tr := tar.NewReader(counted)
 	var keys []string
 	for {
@@ -322,18 +320,6 @@ func readWindows(ctx context.Context, store storage.Client, key, dir string) (in
 		added++
 	}
 	return added, nil
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += int64(n)
-	return n, err
 }
 
 // dropWindows deletes a session's stored windows once its renders are

@@ -255,7 +255,7 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 				continue
 			}
 		}
-		if err := r.audioWindow(ctx, prog, i, keys[i], pr); err != nil {
+		if err := r.runKeyed(ctx, c, keys[i], pr); err != nil {
 			return Loudness{}, err
 		}
 		here[i] = true
@@ -296,7 +296,8 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 	}
 	for w := range need {
 		if need[w] && !here[w] {
-			if err := r.audioWindow(ctx, prog, w, keys[w], nil); err != nil {
+			// Its progress was counted with its loudness.
+			if err := r.runKeyed(ctx, prog.AudioWindows[w], keys[w], nil); err != nil {
 				return Loudness{}, err
 			}
 		}
@@ -315,29 +316,6 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 		pr.update(c.Name, c.Duration)
 	}
 	return loud, nil
-}
-
-// audioWindow puts the mix of audio window i (kept under key; none: "") in
-// the work folder: taken when kept, drawn (and kept) otherwise. pr (nil:
-// none) is told of its progress.
-func (r *runner) audioWindow(ctx context.Context, prog *Program, i int, key string, pr *progress) error {
-	c := prog.AudioWindows[i]
-	if r.takeReused(ctx, key, c) {
-		r.log.Info("render: window reused", "step", c.Name, "key", key)
-	} else {
-		update := func(time.Duration) {}
-		if pr != nil {
-			update = func(d time.Duration) { pr.update(c.Name, d) }
-		}
-		if _, err := r.run(ctx, c, update); err != nil {
-			return err
-		}
-		r.keepForReuse(ctx, key, c)
-	}
-	if pr != nil {
-		pr.update(c.Name, c.Duration)
-	}
-	return nil
 }
 
 // failFirst returns fail, which keeps the first error it is given and
@@ -406,17 +384,22 @@ func (r *runner) runKept(ctx context.Context, c, keyCmd Command, pr *progress) (
 	if keyCmd.Args != nil {
 		key = r.reuseKey(ctx, keyCmd)
 	}
+	return key, r.runKeyed(ctx, c, key, pr)
+}
+
+// runKeyed is runKept with c's key (none: "") already made.
+func (r *runner) runKeyed(ctx context.Context, c Command, key string, pr *progress) error {
 	if r.takeReused(ctx, key, c) {
 		r.log.Info("render: window reused", "step", c.Name, "key", key)
 		pr.update(c.Name, c.Duration)
-		return key, nil
+		return nil
 	}
 	if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
-		return key, err
+		return err
 	}
 	r.keepForReuse(ctx, key, c)
 	pr.update(c.Name, c.Duration)
-	return key, nil
+	return nil
 }
 
 // publish checks the work folder's outputs, then moves them into outDir,

@@ -110,15 +110,9 @@ func TestClusterProgressiveWindows(t *testing.T) {
 // logInt is the integer value of key in a logged line.
 func logInt(t *testing.T, line, key string) int {
 	t.Helper()
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("%s=%q in %q: %v", key, v, line, err)
-			}
-			return n
-		}
+	n, err := strconv.Atoi(logValue(line, key))
+	if err != nil {
+		t.Fatalf("%s in %q: %v", key, line, err)
 	}
-	t.Fatalf("no %s= in %q", key, line)
-	return 0
+	return n
 }
