@@ -180,11 +180,12 @@ func audioWindows(p *timeline.Plan, prog *Program) []Command {
 	for i, sp := range prog.audioSpans {
 		sa, sb := samplesOfFrames(sp.From, p.FPS), samplesOfFrames(sp.To, p.FPS)
 		g := newGraph()
-		mix := mixLanes(g, s, lanes, sa, sb)
+		outArgs := audioWindowGraph(g, s, lanes, prog, i)
 		args := append(baseArgs(), "-copyts")
 		args = append(args, g.inputs...)
+		args = append(args, "-filter_complex", g.filter())
+		args = append(args, outArgs...)
 		out := audioWindowFile(i)
-		args = append(args, "-filter_complex", g.filter(), "-map", "["+mix+"]", "-c:a", "pcm_f32le", "-f", "wav", out)
 		windows = append(windows, Command{Name: fmt.Sprintf("audio %d/%d", i+1, len(prog.audioSpans)), Args: args, Files: g.files,
 			Outputs: []string{out}, Duration: time.Duration(float64(sb-sa) / sampleRate * float64(time.Second))})
 		names = append(names, out)
@@ -198,6 +199,14 @@ func audioWindows(p *timeline.Plan, prog *Program) []Command {
 
 // audioWindowsInput reads the audio windows as one stream, sample for
 // sample.
+// audioWindowGraph adds audio window i's mix to g and returns its output
+// arguments.
+func audioWindowGraph(g *graph, s *Settings, lanes []audioLane, prog *Program, i int) []string {
+	sp := prog.audioSpans[i]
+	mix := mixLanes(g, s, lanes, samplesOfFrames(sp.From, prog.FPS), samplesOfFrames(sp.To, prog.FPS))
+	return []string{"-map", "[" + mix + "]", "-c:a", "pcm_f32le", "-f", "wav", audioWindowFile(i)}
+}
+
 func audioWindowsInput() []string {
 	return []string{"-f", "concat", "-safe", "0", "-i", audioWindowList}
 }

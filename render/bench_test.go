@@ -377,10 +377,15 @@ func (h *stepCPU) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
-	// The windows of a step count as one: "video 3/10" is "video".
-	if i := strings.LastIndexByte(step, ' '); i > 0 && strings.Contains(step[i:], "/") {
-		step = step[:i]
+	// The windows of a step count as one: "video 3/10" is "video", "video
+	// 3/10 and audio 3/10" (joint.go) "video and audio".
+	var words []string
+	for _, w := range strings.Fields(step) {
+		if !strings.Contains(w, "/") {
+			words = append(words, w)
+		}
 	}
+	step = strings.Join(words, " ")
 	h.mu.Lock()
 	h.cpu[step] += cpu
 	h.mu.Unlock()

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tapedeck/tapedeck/timeline"
 )
@@ -74,4 +76,47 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 		scenes += len(j.Scenes)
 	}
 	return hashes, scenes, stacked, nil
+}
+
+// JointOutputs compiles plan (profiles; default when none) in windows of
+// window, and runs every joint command (joint.go) in the folder joint, and
+// the video job and the audio window it stands for, each alone, in the
+// folder apart. It returns the files they wrote, by name (the same in both
+// folders), and how many joint commands ran.
+func JointOutputs(ctx context.Context, plan *timeline.Plan, sessionDir string, profiles []string, window time.Duration, joint, apart string) (files []string, joints int, err error) {
+	ps, err := parseProfiles(profiles)
+	if err != nil {
+		return nil, 0, err
+	}
+	prog, err := Compile(plan, Settings{SessionDir: sessionDir, Profiles: ps, FontFile: findFont(ctx), Preset: "veryfast",
+		MaxJobFrames: frameAt(window, plan.FPS), AudioWindows: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return nil, 0, err
+	}
+	run := func(dir string, c Command) error {
+		r := &runner{ffmpeg: ffmpeg, dir: dir, log: slog.New(slog.DiscardHandler)}
+		_, err := r.run(ctx, c, func(time.Duration) {})
+		return err
+	}
+	for i, j := range prog.joint {
+		if j.audio < 0 {
+			continue
+		}
+		if err := run(joint, j.Command); err != nil {
+			return nil, 0, err
+		}
+		if err := run(apart, prog.Video[i]); err != nil {
+			return nil, 0, err
+		}
+		if err := run(apart, prog.AudioWindows[j.audio]); err != nil {
+			return nil, 0, err
+		}
+		files = append(files, j.Outputs...)
+		joints++
+	}
+	return files, joints, nil
 }

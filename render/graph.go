@@ -17,6 +17,13 @@ type graph struct {
 
 func newGraph() *graph { return &graph{files: map[string]string{}, labels: map[string]int{}} }
 
+// next starts a second filter graph of the same command: its inputs are
+// numbered after g's, and it shares g's pad labels (so that -map names one
+// pad of either) and text files.
+func (g *graph) next() *graph {
+	return &graph{nIn: g.nIn, files: g.files, labels: g.labels}
+}
+
 // input adds an input (its options, then "-i", path) and returns its index.
 func (g *graph) input(args ...string) int {
 	g.inputs = append(g.inputs, args...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tapedeck/tapedeck/timeline"
@@ -61,14 +62,15 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 		c, key Command
 		to     int64
 		video  int // index among the video jobs, -1 for audio
+		audio  int // index among the audio windows, -1 for video
 		name   string
 	}
 	var all []window
 	for i := range prog.Video {
-		all = append(all, window{c: prog.Video[i], key: rn.keys[i], to: prog.jobs[i].To, video: i})
+		all = append(all, window{c: prog.Video[i], key: rn.keys[i], to: prog.jobs[i].To, video: i, audio: -1})
 	}
 	for i := range prog.AudioWindows {
-		all = append(all, window{c: prog.AudioWindows[i], key: rn.audioKeys[i], to: prog.audioSpans[i].To, video: -1})
+		all = append(all, window{c: prog.AudioWindows[i], key: rn.audioKeys[i], to: prog.audioSpans[i].To, video: -1, audio: i})
 	}
 	var todo []window
 	for k := range all {
@@ -83,11 +85,36 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 		todo = append(todo, *w)
 	}
 	if len(todo) > 0 {
-		jobs, keys := make([]Command, len(todo)), make([]Command, len(todo))
-		for k, w := range todo {
-			jobs[k], keys[k] = w.c, w.key
+		// A video window and the audio window of its span, both to draw,
+		// are drawn by one process (joint.go).
+		akeys := make([]string, len(prog.AudioWindows))
+		for _, w := range todo {
+			if w.video < 0 {
+				akeys[w.audio] = w.name
+			}
 		}
-		err := runAllWindows(ctx, r, jobs, keys, opts.Parallel, newProgress(nil, false, 0, nil))
+		mixes := jointMixes(prog, akeys, func(a int) bool {
+			return slices.ContainsFunc(todo, func(w window) bool { return w.audio == a })
+		})
+		for i := range mixes {
+			if !slices.ContainsFunc(todo, func(w window) bool { return w.video == i }) {
+				mixes[i] = nil // its video window is kept
+			}
+		}
+		var jobs, keys []Command
+		var jm []*jointMix
+		for _, w := range todo {
+			switch {
+			case w.video >= 0:
+				jm = append(jm, mixes[w.video])
+			case slices.ContainsFunc(mixes, func(m *jointMix) bool { return m != nil && m.audio == w.audio }):
+				continue // drawn with its video window
+			default:
+				jm = append(jm, nil)
+			}
+			jobs, keys = append(jobs, w.c), append(keys, w.key)
+		}
+		err := runAllWindows(ctx, r, jobs, keys, jm, opts.Parallel, newProgress(nil, false, 0, nil))
 		for _, w := range todo {
 			if w.video >= 0 && w.name != "" && r.isKept(w.name, w.c) {
 				res.Rendered = append(res.Rendered, w.video)

@@ -123,7 +123,10 @@ type Program struct {
 	// aacWindows are the encoded audio windows (aacwindows.go), with
 	// windowed audio and an AAC profile.
 	aacWindows []aacWindow
-	cues       []timeline.Cue
+	// joint are, by video job, the job and the audio window of the same
+	// span drawn by one command (joint.go; zero: none).
+	joint []jointWindow
+	cues  []timeline.Cue
 }
 
 // Default job bounds.
@@ -195,6 +198,7 @@ func Compile(p *timeline.Plan, s Settings) (*Program, error) {
 			prog.audioSpans = append(prog.audioSpans, span{from, min(total, from+s.MaxJobFrames)})
 		}
 		prog.AudioWindows = audioWindows(p, prog)
+		prog.joint = jointWindows(p, prog)
 		if prog.needsAAC() {
 			starts := make([]int64, len(prog.audioSpans))
 			for i, sp := range prog.audioSpans {

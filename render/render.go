@@ -193,18 +193,35 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	fail, firstErr := failFirst(cancel)
+	akeys := make([]string, len(prog.AudioWindows))
+	for i := range akeys {
+		if i < len(audioKeys) && audioKeys[i].Args != nil {
+			akeys[i] = r.reuseKey(ctx, audioKeys[i])
+		}
+	}
+	// The audio windows that need FFmpeg are drawn by the video jobs of
+	// their spans, in one process each (joint.go); runAudio waits for them.
+	mixes := jointMixes(prog, akeys, func(a int) bool {
+		if akeys[a] == "" {
+			return true
+		}
+		if _, ok := r.keptBlocks(prog, a, akeys[a]); ok && !prog.settings.LoudnessOff {
+			return false // not drawn unless an encode reads it
+		}
+		return !r.isKept(akeys[a], prog.AudioWindows[a])
+	})
 	var loud Loudness
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		l, err := runAudio(ctx, r, prog, audioKeys, parallel, pr)
+		l, err := runAudio(ctx, r, prog, akeys, mixes, parallel, pr)
 		if err != nil {
 			fail(err)
 			return
 		}
 		loud = l
 	}()
-	runWindows(ctx, r, prog.Video, keys, parallel, pr, fail, &wg)
+	runWindows(ctx, r, prog.Video, keys, mixes, parallel, pr, fail, &wg)
 	wg.Wait()
 	if err := firstErr(); err != nil {
 		return Loudness{}, err
@@ -217,10 +234,11 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 
 // runAudio runs the audio's commands, beside the video's: the mix (one
 // command, or windows one after the other, cheap beside the video, each
-// measured as it is done), then the encodes with the gain of the loudness
-// measured, the encoded audio windows parallel at a time. It returns that
-// loudness.
-func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command, parallel int, pr *progress) (Loudness, error) {
+// measured as it is done; those in mixes, by video job, are drawn by their
+// video jobs), then the encodes with the gain of the loudness measured, the
+// encoded audio windows parallel at a time. keys are the audio windows'
+// reuse keys. It returns that loudness.
+func runAudio(ctx context.Context, r *runner, prog *Program, keys []string, mixes []*jointMix, parallel int, pr *progress) (Loudness, error) {
 	s := &prog.settings
 	var loud Loudness
 	if len(prog.AudioWindows) == 0 {
@@ -236,7 +254,12 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 			}
 		}
 	}
-	keys := make([]string, len(prog.AudioWindows))
+	joined := map[int]*jointMix{}
+	for _, m := range mixes {
+		if m != nil {
+			joined[m.audio] = m
+		}
+	}
 	blocks := make([]loudnessBlocks, len(prog.AudioWindows))
 	// An audio window kept with its loudness summary is not put in the work
 	// folder unless an encode reads it: a render that takes the encoded
@@ -245,18 +268,21 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 	// minute).
 	here := make([]bool, len(prog.AudioWindows))
 	for i, c := range prog.AudioWindows {
-		if i < len(audioKeys) && audioKeys[i].Args != nil {
-			keys[i] = r.reuseKey(ctx, audioKeys[i])
-		}
-		if !s.LoudnessOff && keys[i] != "" {
-			if b, ok := r.keptBlocks(prog, i, keys[i]); ok {
-				blocks[i] = b
-				pr.update(c.Name, c.Duration)
-				continue
+		if m := joined[i]; m != nil {
+			if err := waitJoint(ctx, m); err != nil {
+				return Loudness{}, err
 			}
-		}
-		if err := r.runKeyed(ctx, c, keys[i], pr); err != nil {
-			return Loudness{}, err
+		} else {
+			if !s.LoudnessOff && keys[i] != "" {
+				if b, ok := r.keptBlocks(prog, i, keys[i]); ok {
+					blocks[i] = b
+					pr.update(c.Name, c.Duration)
+					continue
+				}
+			}
+			if err := r.runKeyed(ctx, c, keys[i], pr); err != nil {
+				return Loudness{}, err
+			}
 		}
 		here[i] = true
 		if !s.LoudnessOff {
@@ -304,7 +330,7 @@ func runAudio(ctx context.Context, r *runner, prog *Program, audioKeys []Command
 	}
 	if n > 0 {
 		// The encoded windows, parallel at a time, then the rest.
-		if err := runAllWindows(ctx, r, cmds[:n], aacKeyCmds, parallel, pr); err != nil {
+		if err := runAllWindows(ctx, r, cmds[:n], aacKeyCmds, nil, parallel, pr); err != nil {
 			return Loudness{}, fmt.Errorf("render: %w", err)
 		}
 		cmds = cmds[n:]
@@ -330,14 +356,22 @@ func failFirst(cancel context.CancelCauseFunc) (fail func(error), first func() e
 
 // runWindows starts window commands (the video jobs; the audio windows of a
 // prerender), parallel at a time, on wg; each reuses a kept window when keys
-// name one (keys[i] names jobs[i]) and keeps what it renders. A failure goes
-// to fail.
-func runWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel int, pr *progress, fail func(error), wg *sync.WaitGroup) {
+// name one (keys[i] names jobs[i]) and keeps what it renders. A job with a
+// mix (mixes[i], when set) draws that audio window too (joint.go). A failure
+// goes to fail.
+func runWindows(ctx context.Context, r *runner, jobs, keys []Command, mixes []*jointMix, parallel int, pr *progress, fail func(error), wg *sync.WaitGroup) {
 	sem := make(chan struct{}, parallel)
 	for i, c := range jobs {
+		var m *jointMix
+		if i < len(mixes) {
+			m = mixes[i]
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if m != nil {
+				defer close(m.done)
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -347,11 +381,18 @@ func runWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel i
 			if ctx.Err() != nil {
 				return
 			}
-			var key Command
-			if i < len(keys) {
-				key = keys[i]
+			var key string
+			if i < len(keys) && keys[i].Args != nil {
+				key = r.reuseKey(ctx, keys[i])
 			}
-			if _, err := r.runKept(ctx, c, key, pr); err != nil {
+			var err error
+			if m != nil {
+				err = r.runJoint(ctx, c, key, m, pr)
+				m.ok = err == nil
+			} else {
+				err = r.runKeyed(ctx, c, key, pr)
+			}
+			if err != nil {
 				fail(err)
 			}
 		}()
@@ -360,12 +401,12 @@ func runWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel i
 
 // runAllWindows runs window commands as runWindows does and waits for them:
 // it returns the first failure, or the cause of ctx's end.
-func runAllWindows(ctx context.Context, r *runner, jobs, keys []Command, parallel int, pr *progress) error {
+func runAllWindows(ctx context.Context, r *runner, jobs, keys []Command, mixes []*jointMix, parallel int, pr *progress) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	fail, firstErr := failFirst(cancel)
-	runWindows(ctx, r, jobs, keys, parallel, pr, fail, &wg)
+	runWindows(ctx, r, jobs, keys, mixes, parallel, pr, fail, &wg)
 	wg.Wait()
 	if err := firstErr(); err != nil {
 		return err
@@ -376,18 +417,8 @@ func runAllWindows(ctx context.Context, r *runner, jobs, keys []Command, paralle
 	return nil
 }
 
-// runKept runs c, or takes its kept outputs when keyCmd (c with its sources'
-// placements rounded; zero: none) names a kept window, and keeps what it
-// runs. It returns the key (none: "").
-func (r *runner) runKept(ctx context.Context, c, keyCmd Command, pr *progress) (string, error) {
-	var key string
-	if keyCmd.Args != nil {
-		key = r.reuseKey(ctx, keyCmd)
-	}
-	return key, r.runKeyed(ctx, c, key, pr)
-}
-
-// runKeyed is runKept with c's key (none: "") already made.
+// runKeyed runs c, or takes its kept outputs when key (none: "") names a
+// kept window, and keeps what it runs.
 func (r *runner) runKeyed(ctx context.Context, c Command, key string, pr *progress) error {
 	if r.takeReused(ctx, key, c) {
 		r.log.Info("render: window reused", "step", c.Name, "key", key)

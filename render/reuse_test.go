@@ -31,11 +31,11 @@ func TestReuseWindows(t *testing.T) {
 	wrapper, counted := countingFFmpeg(t, ffmpeg, dir)
 	// Windows run since the last call: the video's, the audio's and the
 	// encoded audio's.
-	var audioRan, aacRan int
+	var audioRan, aacRan, jointRan int
 	videoRuns := func() int {
-		var n int
-		n, audioRan, aacRan = counted()
-		return n
+		n := counted()
+		audioRan, aacRan, jointRan = n.audio, n.aac, n.joint
+		return n.video
 	}
 	reuse := filepath.Join(dir, "reuse")
 	session := ss.Dir
@@ -74,6 +74,10 @@ func TestReuseWindows(t *testing.T) {
 	if windows < 3 || audioWindows != windows || aacWindows != windows {
 		t.Fatalf("%d video jobs, %d audio windows and %d encoded audio windows, want at least 3 windows of 2 s of each",
 			windows, audioWindows, aacWindows)
+	}
+	// Each window's video and mix are drawn by one process (joint.go).
+	if jointRan != windows {
+		t.Errorf("%d of %d video windows drawn with their mixes in one process, want all", jointRan, windows)
 	}
 	// Counted from here on: every window, video, audio and encoded audio.
 	runs := func() int { return videoRuns() + audioRan + aacRan }
@@ -207,10 +211,14 @@ func TestReuseWindows(t *testing.T) {
 		windows, windows, windows-done, done, windows-audioWindows-aacWindows)
 }
 
+// ranWindows counts the windows an FFmpeg ran: the video's, the audio
+// mixes and the encoded audio's, and the processes that drew a video window
+// and its mix together (joint, counted in video and audio too).
+type ranWindows struct{ video, audio, aac, joint int }
+
 // countingFFmpeg is an FFmpeg (a wrapper in dir) that notes every command
-// it runs, and what counts, since its last call, the windows it ran: the
-// video's, the audio mixes and the encoded audio's.
-func countingFFmpeg(t *testing.T, ffmpeg, dir string) (string, func() (video, audio, aac int)) {
+// it runs, and what counts, since its last call, the windows it ran.
+func countingFFmpeg(t *testing.T, ffmpeg, dir string) (string, func() ranWindows) {
 	t.Helper()
 	calls := filepath.Join(dir, "calls.txt")
 	wrapper := filepath.Join(dir, "ffmpeg")
@@ -218,20 +226,24 @@ func countingFFmpeg(t *testing.T, ffmpeg, dir string) (string, func() (video, au
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return wrapper, func() (video, audio, aac int) {
+	return wrapper, func() ranWindows {
 		b, _ := os.ReadFile(calls)
 		_ = os.Remove(calls)
+		var n ranWindows
 		for _, l := range strings.Split(string(b), "\n") {
+			v, a := strings.Contains(l, " video-"), strings.Contains(l, " mix-")
 			switch {
-			case strings.Contains(l, " video-"):
-				video++
-			case strings.Contains(l, " mix-"):
-				audio++
+			case v && a:
+				n.video, n.audio, n.joint = n.video+1, n.audio+1, n.joint+1
+			case v:
+				n.video++
+			case a:
+				n.audio++
 			case strings.Contains(l, " -f adts "):
-				aac++
+				n.aac++
 			}
 		}
-		return video, audio, aac
+		return n
 	}
 }
 
@@ -299,7 +311,8 @@ func TestReuseWithoutMixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	render1("keeping", reuse)
-	video, audio, aac := counted()
+	n := counted()
+	video, audio, aac := n.video, n.audio, n.aac
 	if video < 3 || audio != video || aac != video {
 		t.Fatalf("keeping render: %d video, %d audio and %d encoded audio windows, want at least 3 of each", video, audio, aac)
 	}
@@ -318,8 +331,8 @@ func TestReuseWithoutMixes(t *testing.T) {
 		}
 	}
 	out := render1("without-mixes", reuse)
-	if v, a, c := counted(); v+a+c != 0 {
-		t.Errorf("render from windows without their mixes ran %d video, %d audio and %d encoded audio windows, want none", v, a, c)
+	if n := counted(); n.video+n.audio+n.aac != 0 {
+		t.Errorf("render from windows without their mixes ran %d video, %d audio and %d encoded audio windows, want none", n.video, n.audio, n.aac)
 	}
 	same("render from windows without their mixes", out, frames, pcm)
 
@@ -332,7 +345,8 @@ func TestReuseWithoutMixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = render1("one-encoded-lost", reuse)
-	v, a, c := counted()
+	n = counted()
+	v, a, c := n.video, n.audio, n.aac
 	if v != 0 || c != 1 || a < 1 || a > 2 {
 		t.Errorf("render after encoded audio window 1 was lost ran %d video, %d audio and %d encoded audio windows, want 0, 1 or 2 (the mixes it reads), and 1", v, a, c)
 	}

@@ -124,7 +124,8 @@ func TestFailureReportsCommand(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Fatalf("render returned %v, want an *FFmpegError", err)
 	}
-	if got, want := fe.Step, "video 1/1"; got != want {
+	// The video job draws the audio window of its span too (joint.go).
+	if got, want := fe.Step, "video 1/1 and audio 1/1"; got != want {
 		t.Errorf("failed step %q, want %q", got, want)
 	}
 	msg := err.Error()

@@ -15,6 +15,11 @@ type span struct{ From, To int64 }
 
 func (s span) frames() int64 { return s.To - s.From }
 
+// duration is the output time the span covers at fps.
+func (s span) duration(fps timeline.Rational) time.Duration {
+	return time.Duration(float64(s.frames()) * float64(fps.Den) / float64(fps.Num) * float64(time.Second))
+}
+
 // clip returns s ∩ c and whether it is not empty.
 func (s span) clip(c span) (span, bool) {
 	r := span{max(s.From, c.From), min(s.To, c.To)}

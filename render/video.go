@@ -33,8 +33,24 @@ type videoBuilder struct {
 // scenes, concatenated, with overlays and captions, encoded once per
 // encoding.
 func videoJob(p *timeline.Plan, prog *Program, i int) Command {
+	g := newGraph()
+	outArgs, outputs := buildVideoJob(p, prog, i, g)
+	// Filters run in the main thread: slice threading over small tiles
+	// costs more in thread hand-offs than it saves, and the encoders use
+	// the other cores.
+	args := append(baseArgs(), "-copyts", "-filter_complex_threads", "1")
+	args = append(args, g.inputs...)
+	args = append(args, "-filter_complex", g.filter())
+	args = append(args, outArgs...)
+	return Command{Name: fmt.Sprintf("video %d/%d", i+1, len(prog.jobs)), Args: args, Files: g.files, Outputs: outputs,
+		Duration: prog.jobs[i].duration(p.FPS)}
+}
+
+// buildVideoJob adds job i's inputs and filters to g and returns its
+// output arguments (one output per encoding) and its output files.
+func buildVideoJob(p *timeline.Plan, prog *Program, i int, g *graph) (outArgs, outputs []string) {
 	j := &prog.jobs[i]
-	b := &videoBuilder{p: p, s: &prog.settings, g: newGraph(), job: j}
+	b := &videoBuilder{p: p, s: &prog.settings, g: g, job: j}
 	var bg []string
 	if img := p.Background.Image; img != "" {
 		bg = b.backgroundImage(img, len(j.Scenes))
@@ -76,26 +92,16 @@ func videoJob(p *timeline.Plan, prog *Program, i int) Command {
 			b.g.chain([]string{split[k]}, []string{fmt.Sprintf("scale=w=%d:h=%d", e.Width, e.Height), "setsar=1"}, pads[k])
 		}
 	}
-	// Filters run in the main thread: slice threading over small tiles
-	// costs more in thread hand-offs than it saves, and the encoders use
-	// the other cores.
-	args := append(baseArgs(), "-copyts", "-filter_complex_threads", "1")
-	args = append(args, b.g.inputs...)
-	args = append(args, "-filter_complex", b.g.filter())
-	var outputs []string
 	gop := gopFrames(p.FPS)
 	for k, e := range encs {
 		out := jobOutput(e, i)
 		outputs = append(outputs, out)
-		args = append(args, "-map", "["+pads[k]+"]", "-an", "-sn", "-dn", "-fps_mode", "cfr", "-r", fpsArg(p.FPS),
+		outArgs = append(outArgs, "-map", "["+pads[k]+"]", "-an", "-sn", "-dn", "-fps_mode", "cfr", "-r", fpsArg(p.FPS),
 			"-frames:v", itoa(j.frames()))
-		args = append(args, encoderArgs(e, b.s.Preset, gop)...)
-		args = append(args, out)
+		outArgs = append(outArgs, encoderArgs(e, b.s.Preset, gop)...)
+		outArgs = append(outArgs, out)
 	}
-	return Command{
-		Name: fmt.Sprintf("video %d/%d", i+1, len(prog.jobs)), Args: args, Files: b.g.files, Outputs: outputs,
-		Duration: time.Duration(float64(j.frames()) * float64(p.FPS.Den) / float64(p.FPS.Num) * float64(time.Second)),
-	}
+	return outArgs, outputs
 }
 
 // backgroundImage adds the background image as an input scaled to cover the
