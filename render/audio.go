@@ -197,8 +197,6 @@ func audioWindows(p *timeline.Plan, prog *Program) []Command {
 	return windows
 }
 
-// audioWindowsInput reads the audio windows as one stream, sample for
-// sample.
 // audioWindowGraph adds audio window i's mix to g and returns its output
 // arguments.
 func audioWindowGraph(g *graph, s *Settings, lanes []audioLane, prog *Program, i int) []string {
@@ -207,6 +205,8 @@ func audioWindowGraph(g *graph, s *Settings, lanes []audioLane, prog *Program, i
 	return []string{"-map", "[" + mix + "]", "-c:a", "pcm_f32le", "-f", "wav", audioWindowFile(i)}
 }
 
+// audioWindowsInput reads the audio windows as one stream, sample for
+// sample.
 func audioWindowsInput() []string {
 	return []string{"-f", "concat", "-safe", "0", "-i", audioWindowList}
 }

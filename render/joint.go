@@ -10,7 +10,7 @@ import (
 
 // Joint windows
 //
-// Starting FFmpeg costs about 0.15 s of CPU on these machines (Debian's
+// Starting FFmpeg costs about 0.14 s of CPU on these machines (Debian's
 // build maps 215 shared libraries and binds them at load), and a window of
 // the render during calls, 10 s of output, ran three processes: its video
 // job, its audio window and its encoded audio window. The video job and the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/tapedeck/tapedeck/timeline"
@@ -88,17 +87,21 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 		// A video window and the audio window of its span, both to draw,
 		// are drawn by one process (joint.go).
 		akeys := make([]string, len(prog.AudioWindows))
+		audioTodo, videoTodo := map[int]bool{}, map[int]bool{}
 		for _, w := range todo {
 			if w.video < 0 {
-				akeys[w.audio] = w.name
+				akeys[w.audio], audioTodo[w.audio] = w.name, true
+			} else {
+				videoTodo[w.video] = true
 			}
 		}
-		mixes := jointMixes(prog, akeys, func(a int) bool {
-			return slices.ContainsFunc(todo, func(w window) bool { return w.audio == a })
-		})
-		for i := range mixes {
-			if !slices.ContainsFunc(todo, func(w window) bool { return w.video == i }) {
+		mixes := jointMixes(prog, akeys, func(a int) bool { return audioTodo[a] })
+		joined := map[int]bool{}
+		for i, m := range mixes {
+			if m != nil && !videoTodo[i] {
 				mixes[i] = nil // its video window is kept
+			} else if m != nil {
+				joined[m.audio] = true
 			}
 		}
 		var jobs, keys []Command
@@ -107,7 +110,7 @@ func Prerender(ctx context.Context, plan *timeline.Plan, sessionDir string, opts
 			switch {
 			case w.video >= 0:
 				jm = append(jm, mixes[w.video])
-			case slices.ContainsFunc(mixes, func(m *jointMix) bool { return m != nil && m.audio == w.audio }):
+			case joined[w.audio]:
 				continue // drawn with its video window
 			default:
 				jm = append(jm, nil)
