@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // TestJointWindows runs every window's video job and audio window of a call
 // (a late joiner, a clock 3 s off and 2000 ppm fast, a camera turning
 // portrait) in one FFmpeg process, and each alone, in 2-s windows, for one
-// encoding and for the three of HLS: every file the joint commands write is
+// encoding, for HLS's renditions, and with edits (a background image, a
+// logo, captions, layout changes, a cut): every file the joint commands write is
 // byte for byte the file the two commands write apart, so that a window
 // drawn jointly is the window the keys name (reuse.go).
 func TestJointWindows(t *testing.T) {
@@ -26,9 +28,40 @@ func TestJointWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, profiles := range [][]string{{render.ProfileMP4_360}, {render.ProfileHLS}} {
-		t.Run(profiles[0], func(t *testing.T) {
-			joint, apart := filepath.Join(dir, profiles[0], "joint"), filepath.Join(dir, profiles[0], "apart")
+	// And the same call edited: a background image, a logo, captions burnt
+	// in, layout changes and a cut (all in the video's graph).
+	ffrun(t, "-f", "lavfi", "-i", "color=c=0xFF0000:s=320x180", "-frames:v", "1", filepath.Join(dir, "bg.png"))
+	ffrun(t, "-f", "lavfi", "-i", "color=c=0x0000FF:s=100x100,format=rgba", "-frames:v", "1", filepath.Join(dir, "logo.png"))
+	edits := parseEdits(t, `
+background: {color: "#00ff00", image: `+filepath.Join(dir, "bg.png")+`}
+layouts:
+  - {at: 0, type: grid}
+  - {at: 2, type: speaker}
+  - {at: 3, type: pip, main: alice, inset: carol, corner: top-right, size: 0.25, fit: cover}
+cuts:
+  - {start: 2.5, end: 2.8}
+overlays:
+  - {image: `+filepath.Join(dir, "logo.png")+`, position: bottom-left, x: 0, y: 0, width: 64, start: 0}
+captions:
+  cues:
+    - {start: 0.2, end: 4.5, text: "Hello"}
+`)
+	edited, err := render.LoadPlan(ss.Dir, render.Options{Edits: edits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		plan     *timeline.Plan
+		profiles []string
+	}{
+		{render.ProfileMP4_360, plan, []string{render.ProfileMP4_360}},
+		{render.ProfileHLS, plan, []string{render.ProfileHLS}},
+		{"edited", edited, []string{render.ProfileMP4_360}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, profiles := tc.plan, tc.profiles
+			joint, apart := filepath.Join(dir, tc.name, "joint"), filepath.Join(dir, tc.name, "apart")
 			for _, d := range []string{joint, apart} {
 				if err := os.MkdirAll(d, 0o755); err != nil {
 					t.Fatal(err)
