@@ -193,28 +193,33 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	fail, firstErr := failFirst(cancel)
-	akeys := make([]string, len(prog.AudioWindows))
-	for i := range akeys {
+	aw := audioWork{keys: make([]string, len(prog.AudioWindows)), summaries: make([]*loudnessBlocks, len(prog.AudioWindows)),
+		joined: map[int]*jointMix{}}
+	for i := range aw.keys {
 		if i < len(audioKeys) && audioKeys[i].Args != nil {
-			akeys[i] = r.reuseKey(ctx, audioKeys[i])
+			aw.keys[i] = r.reuseKey(ctx, audioKeys[i])
+		}
+		if aw.keys[i] != "" && !prog.settings.LoudnessOff {
+			if b, ok := r.keptBlocks(prog, i, aw.keys[i]); ok {
+				aw.summaries[i] = &b
+			}
 		}
 	}
 	// The audio windows that need FFmpeg are drawn by the video jobs of
 	// their spans, in one process each (joint.go); runAudio waits for them.
-	mixes := jointMixes(prog, akeys, func(a int) bool {
-		if akeys[a] == "" {
-			return true
-		}
-		if _, ok := r.keptBlocks(prog, a, akeys[a]); ok && !prog.settings.LoudnessOff {
-			return false // not drawn unless an encode reads it
-		}
-		return !r.isKept(akeys[a], prog.AudioWindows[a])
+	mixes := jointMixes(prog, aw.keys, func(a int) bool {
+		return aw.summaries[a] == nil && (aw.keys[a] == "" || !r.isKept(aw.keys[a], prog.AudioWindows[a]))
 	})
+	for _, m := range mixes {
+		if m != nil {
+			aw.joined[m.audio] = m
+		}
+	}
 	var loud Loudness
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		l, err := runAudio(ctx, r, prog, akeys, mixes, parallel, pr)
+		l, err := runAudio(ctx, r, prog, aw, parallel, pr)
 		if err != nil {
 			fail(err)
 			return
@@ -232,14 +237,23 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 	return loud, nil
 }
 
+// audioWork is what runStage found of the audio windows before the jobs
+// start, by audio window: its reuse key (""), its loudness summary kept
+// under that key (nil: none, or loudness off), and whether its video job
+// draws it (joint.go).
+type audioWork struct {
+	keys      []string
+	summaries []*loudnessBlocks
+	joined    map[int]*jointMix
+}
+
 // runAudio runs the audio's commands, beside the video's: the mix (one
 // command, or windows one after the other, cheap beside the video, each
-// measured as it is done; those in mixes, by video job, are drawn by their
-// video jobs), then the encodes with the gain of the loudness measured, the
-// encoded audio windows parallel at a time. keys are the audio windows'
-// reuse keys. It returns that loudness.
-func runAudio(ctx context.Context, r *runner, prog *Program, keys []string, mixes []*jointMix, parallel int, pr *progress) (Loudness, error) {
-	s := &prog.settings
+// measured as it is done; those joined are drawn by their video jobs), then
+// the encodes with the gain of the loudness measured, the encoded audio
+// windows parallel at a time. It returns that loudness.
+func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, parallel int, pr *progress) (Loudness, error) {
+	s, keys := &prog.settings, aw.keys
 	var loud Loudness
 	if len(prog.AudioWindows) == 0 {
 		c := prog.Audio
@@ -254,12 +268,6 @@ func runAudio(ctx context.Context, r *runner, prog *Program, keys []string, mixe
 			}
 		}
 	}
-	joined := map[int]*jointMix{}
-	for _, m := range mixes {
-		if m != nil {
-			joined[m.audio] = m
-		}
-	}
 	blocks := make([]loudnessBlocks, len(prog.AudioWindows))
 	// An audio window kept with its loudness summary is not put in the work
 	// folder unless an encode reads it: a render that takes the encoded
@@ -268,21 +276,16 @@ func runAudio(ctx context.Context, r *runner, prog *Program, keys []string, mixe
 	// minute).
 	here := make([]bool, len(prog.AudioWindows))
 	for i, c := range prog.AudioWindows {
-		if m := joined[i]; m != nil {
+		if m := aw.joined[i]; m != nil {
 			if err := waitJoint(ctx, m); err != nil {
 				return Loudness{}, err
 			}
-		} else {
-			if !s.LoudnessOff && keys[i] != "" {
-				if b, ok := r.keptBlocks(prog, i, keys[i]); ok {
-					blocks[i] = b
-					pr.update(c.Name, c.Duration)
-					continue
-				}
-			}
-			if err := r.runKeyed(ctx, c, keys[i], pr); err != nil {
-				return Loudness{}, err
-			}
+		} else if b := aw.summaries[i]; b != nil {
+			blocks[i] = *b
+			pr.update(c.Name, c.Duration)
+			continue
+		} else if err := r.runKeyed(ctx, c, keys[i], pr); err != nil {
+			return Loudness{}, err
 		}
 		here[i] = true
 		if !s.LoudnessOff {
