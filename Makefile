@@ -6,7 +6,7 @@ NATS_SERVER := $(BIN)/nats-server
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME  ?= 20s
 
-.PHONY: all deps deps-demo build test demo bench soak lint fuzz clean
+.PHONY: all deps deps-demo build test demo bench bench-instructions soak lint fuzz clean
 
 all: build
 
@@ -75,6 +75,16 @@ bench: deps-demo $(NATS_SERVER)
 	$(GO) test -run '^$$' -bench Availability -benchtime 1x -count=1 -timeout 150m ./render
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count=1 ./cluster
 	$(GO) test -run '^$$' -bench WindowsTravel -benchtime 1x -count=1 ./postcall
+
+## bench-instructions: the render benchmark's call counted in instructions (valgrind's callgrind) rather than CPU
+## time, which varies by up to 30 % from run to run on a shared VM: tapedeck against the hand-written commands,
+## by library, and its windows against one job (a 60-second call; about an hour on 2 CPUs). Valgrind and a C
+## compiler from Debian's packages. TAPEDECK_BENCH_JOINS=0s: everyone from the start, the same picture
+bench-instructions: deps-demo
+	@{ command -v valgrind && command -v cc; } >/dev/null 2>&1 || { \
+		echo "installing valgrind and gcc from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends valgrind gcc libc6-dev; }
+	$(GO) test -run '^$$' -bench Instructions -benchtime 1x -count=1 -timeout 180m ./render
 
 ## soak: 10 publishers for ten minutes; memory, goroutines, loss and CPU over time
 soak: deps-demo

@@ -91,7 +91,8 @@ func measure(b *testing.B, f func()) benchFigures {
 
 // benchCall is the benchmarks' call: TAPEDECK_BENCH_LENGTH long (def),
 // sources TAPEDECK_BENCH_SOURCE (640x360), four participants joining at 0,
-// 5, 10 and 15 s (the grid reflows three times, then holds four tiles).
+// 5, 10 and 15 s (the grid reflows three times, then holds four tiles), or
+// TAPEDECK_BENCH_JOINS apart (0s: all at the start, no reflow).
 func benchCall(b *testing.B, def time.Duration) (parts []synthPart, length time.Duration, w, h int) {
 	length = def
 	if s := os.Getenv("TAPEDECK_BENCH_LENGTH"); s != "" {
@@ -107,9 +108,17 @@ func benchCall(b *testing.B, def time.Duration) (parts []synthPart, length time.
 		w, _ = strconv.Atoi(ws)
 		h, _ = strconv.Atoi(hs)
 	}
+	apart := 5 * time.Second
+	if s := os.Getenv("TAPEDECK_BENCH_JOINS"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			b.Fatalf("TAPEDECK_BENCH_JOINS: %q is not a duration of 0 or more", s)
+		}
+		apart = d
+	}
 	video, audio := benchMedia(b, length, w, h)
 	for i, id := range []string{"alice", "bob", "carol", "dave"} {
-		join := time.Duration(i) * 5 * time.Second
+		join := time.Duration(i) * apart
 		parts = append(parts, synthPart{ID: id, Video: "vp8", Audio: true, W: w, H: h, FPS: 30, Join: join, Length: length - join,
 			VideoFile: video, AudioFile: audio})
 	}
@@ -139,18 +148,7 @@ func BenchmarkRender(b *testing.B) {
 	// last layout's tiles (the four participants), the pictures resized
 	// into them, the gutters filled.
 	hand := handCommand(ss, parts, nil, length, filepath.Join(outDir, "hand.mp4"))
-	plan, err := render.LoadPlan(ss.Dir, render.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	grid := map[string]timeline.Rect{}
-	for _, t := range plan.Intervals[len(plan.Intervals)-1].Tiles {
-		grid[t.Participant] = t.Rect
-	}
-	if len(grid) != len(parts) {
-		b.Fatalf("the call's last layout has %d tiles, want %d", len(grid), len(parts))
-	}
-	sameGrid := handCommand(ss, parts, grid, length, filepath.Join(outDir, "hand-grid.mp4"))
+	sameGrid := handCommand(ss, parts, tapedeckGrid(b, ss, parts), length, filepath.Join(outDir, "hand-grid.mp4"))
 
 	if keep != "" {
 		if err := os.WriteFile(filepath.Join(keep, "hand.sh"), []byte(shellQuote(append([]string{ff}, hand...))+"\n"), 0o644); err != nil {
@@ -161,23 +159,8 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 
-	// tapedeck drawing the hand-written command's tiles: the grid without
-	// gaps, so that four 640x360 pictures fill 640x360 tiles edge to edge
-	// and none is resized (tapedeck still reflows the grid as people join
-	// and labels the tiles).
-	noGap, err := timeline.ParseEdits("gap0.yaml", strings.NewReader("layouts: [{at: 0, type: grid, gap: 0}]\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if gp, err := render.LoadPlan(ss.Dir, render.Options{Edits: noGap}); err != nil {
-		b.Fatal(err)
-	} else {
-		for _, t := range gp.Intervals[len(gp.Intervals)-1].Tiles {
-			if t.Rect.W != w || t.Rect.H != h {
-				b.Fatalf("gap 0: %s's tile is %dx%d, want the picture's %dx%d", t.Participant, t.Rect.W, t.Rect.H, w, h)
-			}
-		}
-	}
+	// tapedeck drawing the hand-written command's tiles.
+	noGap := gaplessEdits(b, ss, w, h)
 
 	runs := benchRuns(3)
 	b.ResetTimer()
@@ -230,12 +213,12 @@ func BenchmarkRender(b *testing.B) {
 			}))
 		}
 		load, _ := os.ReadFile("/proc/loadavg")
-		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call,\n"+
+		fmt.Printf("\nrender benchmark: 4 participants (%dx%d VP8 + Opus, joining at %s), %s call,\n"+
 			"720p30 H.264 High veryfast CRF 23 (3 Mbit/s cap) + AAC 128k; %d CPUs, load %s; medians of %d alternating runs\n",
-			w, h, length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
+			w, h, joinedAt(parts), length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
 		row := func(name string, fs []benchFigures) benchFigures { return benchRow(name, fs, d) }
 		o := row("tapedeck render (mp4-720p)", ours)
-		og := row("tapedeck, gap 0 (no resize)", gapless)
+		og := row("tapedeck, gap 0, no labels (no resize)", gapless)
 		t := row("hand-written xstack + amix", theirs)
 		tg := row("hand-written, tapedeck's grid", gridded)
 		// ratio prints the CPU ratio a / b: of the medians, and run by run.
@@ -265,6 +248,49 @@ func BenchmarkRender(b *testing.B) {
 		b.ReportMetric(o.cpu.Seconds()/tg.cpu.Seconds(), "cpu-ratio-same-grid")
 		b.ReportMetric(og.cpu.Seconds()/t.cpu.Seconds(), "cpu-ratio-gap0")
 	}
+}
+
+// tapedeckGrid is the tiles of the last layout of tapedeck's render of the
+// call (all of parts), by participant: the grid of the arm "hand-written,
+// tapedeck's grid".
+func tapedeckGrid(b *testing.B, ss *synthSession, parts []synthPart) map[string]timeline.Rect {
+	b.Helper()
+	plan, err := render.LoadPlan(ss.Dir, render.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	grid := map[string]timeline.Rect{}
+	for _, t := range plan.Intervals[len(plan.Intervals)-1].Tiles {
+		grid[t.Participant] = t.Rect
+	}
+	if len(grid) != len(parts) {
+		b.Fatalf("the call's last layout has %d tiles, want %d", len(grid), len(parts))
+	}
+	return grid
+}
+
+// gaplessEdits are the edits of the arm of tapedeck drawing the
+// hand-written command's tiles: the grid without gaps and without labels,
+// so that four 640x360 pictures fill 640x360 tiles edge to edge and none is
+// resized (tapedeck still reflows the grid as people join:
+// TAPEDECK_BENCH_JOINS=0s draws the same picture).
+// Every tile of the call's last layout must be the pictures' size, w×h.
+func gaplessEdits(b *testing.B, ss *synthSession, w, h int) *timeline.Edits {
+	b.Helper()
+	e, err := timeline.ParseEdits("gap0.yaml", strings.NewReader("layouts: [{at: 0, type: grid, gap: 0}]\nlabels: false\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan, err := render.LoadPlan(ss.Dir, render.Options{Edits: e})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, t := range plan.Intervals[len(plan.Intervals)-1].Tiles {
+		if t.Rect.W != w || t.Rect.H != h {
+			b.Fatalf("gap 0: %s's tile is %dx%d, want the picture's %dx%d", t.Participant, t.Rect.W, t.Rect.H, w, h)
+		}
+	}
+	return e
 }
 
 // handCommand is the hand-written FFmpeg command of the benchmark's call:
@@ -399,4 +425,13 @@ func shellQuote(args []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
+}
+
+// joinedAt says when the participants of parts join: "0, 5, 10, 15 s".
+func joinedAt(parts []synthPart) string {
+	var at []string
+	for _, p := range parts {
+		at = append(at, strconv.FormatFloat(p.Join.Seconds(), 'f', -1, 64))
+	}
+	return strings.Join(at, ", ") + " s"
 }

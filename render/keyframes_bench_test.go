@@ -33,42 +33,9 @@ func BenchmarkKeyframes(b *testing.B) {
 	requireFFmpeg(b)
 	const window = 10 * time.Second
 	call, length, w, h := benchCall(b, 100*time.Second)
-	cache := filepath.Join(os.TempDir(), "tapedeck-bench-keys-v2")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	// session writes the call with each video's keyframes at keys(join,
-	// length), encoded once into the cache under tag.
-	session := func(tag string, keys func(join, length time.Duration) []time.Duration) *synthSession {
-		parts := slices.Clone(call)
-		for i := range parts {
-			p := &parts[i]
-			p.Keys = keys(p.Join, p.Length)
-			p.VideoFile = filepath.Join(cache, fmt.Sprintf("video-%dx%d-%s-%s-%s.webm", w, h, length, tag, p.ID))
-			if _, err := os.Stat(p.VideoFile); err != nil {
-				b.Logf("generating %s (once)", p.VideoFile)
-				synthVideo(b, p.VideoFile+".tmp.webm", *p)
-				if err := os.Rename(p.VideoFile+".tmp.webm", p.VideoFile); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		return makeSession(b, b.TempDir(), parts)
-	}
 	// As a browser sends unless asked: the first frame only.
-	sparse := session("first-only", func(_, _ time.Duration) []time.Duration { return []time.Duration{} })
-	// As the recorder asks (capture.KeyframeLead, a second before every
-	// multiple of the window of session time) and a sender answers: 0.95 s
-	// before (file time = session time - join).
-	asked := session("asked", func(join, length time.Duration) []time.Duration {
-		var ks []time.Duration
-		for at := window - askedLead; at-join < length; at += window {
-			if at > join {
-				ks = append(ks, at-join)
-			}
-		}
-		return ks
-	})
+	sparse := keyedSession(b, call, length, w, h, "first-only", func(_, _ time.Duration) []time.Duration { return []time.Duration{} })
+	asked := keyedSession(b, call, length, w, h, "asked", askedKeys(window))
 
 	runs := benchRuns(3)
 	b.ResetTimer()
@@ -100,8 +67,8 @@ func BenchmarkKeyframes(b *testing.B) {
 			}
 		}
 		load, _ := os.ReadFile("/proc/loadavg")
-		fmt.Printf("\nkeyframes benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call, 720p30 veryfast;\n"+
-			"%d CPUs, load %s; medians of %d alternating runs\n", w, h, length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
+		fmt.Printf("\nkeyframes benchmark: 4 participants (%dx%d VP8 + Opus, joining at %s), %s call, 720p30 veryfast;\n"+
+			"%d CPUs, load %s; medians of %d alternating runs\n", w, h, joinedAt(call), length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
 		var cpu []float64
 		for _, a := range arms {
 			cpu = append(cpu, benchRow(a.name, a.runs, d).cpu.Seconds())
@@ -112,6 +79,47 @@ func BenchmarkKeyframes(b *testing.B) {
 		b.ReportMetric(cpu[0]/d, "cpu-s/out-s-first-key-only")
 		b.ReportMetric(cpu[1]/d, "cpu-s/out-s-keys-asked")
 		b.ReportMetric(cpu[2]/d, "cpu-s/out-s-one-job")
+	}
+}
+
+// keyedSession writes the call with each video's keyframes at keys(join,
+// length), encoded once into a cache under tag.
+func keyedSession(b *testing.B, call []synthPart, length time.Duration, w, h int, tag string,
+	keys func(join, length time.Duration) []time.Duration) *synthSession {
+	b.Helper()
+	cache := filepath.Join(os.TempDir(), "tapedeck-bench-keys-v2")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	parts := slices.Clone(call)
+	for i := range parts {
+		p := &parts[i]
+		p.Keys = keys(p.Join, p.Length)
+		p.VideoFile = filepath.Join(cache, fmt.Sprintf("video-%dx%d-%s-%s-%s.webm", w, h, length, tag, p.ID))
+		if _, err := os.Stat(p.VideoFile); err != nil {
+			b.Logf("generating %s (once)", p.VideoFile)
+			synthVideo(b, p.VideoFile+".tmp.webm", *p)
+			if err := os.Rename(p.VideoFile+".tmp.webm", p.VideoFile); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return makeSession(b, b.TempDir(), parts)
+}
+
+// askedKeys places keyframes as the recorder asks for them
+// (capture.KeyframeLead, a second before every multiple of the window of
+// session time) and a sender answers: askedLead before (file time =
+// session time - join).
+func askedKeys(window time.Duration) func(join, length time.Duration) []time.Duration {
+	return func(join, length time.Duration) []time.Duration {
+		var ks []time.Duration
+		for at := window - askedLead; at-join < length; at += window {
+			if at > join {
+				ks = append(ks, at-join)
+			}
+		}
+		return ks
 	}
 }
 

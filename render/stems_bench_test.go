@@ -67,8 +67,8 @@ func BenchmarkExportVsRender(b *testing.B) {
 			return m
 		}
 		load, _ := os.ReadFile("/proc/loadavg")
-		fmt.Printf("\nexport benchmark: 4 participants (%dx%d VP8 + Opus, joining at 0, 5, 10, 15 s), %s call; %d CPUs, load %s; "+
-			"best of %d alternating runs\n", w, h, length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
+		fmt.Printf("\nexport benchmark: 4 participants (%dx%d VP8 + Opus, joining at %s), %s call; %d CPUs, load %s; "+
+			"best of %d alternating runs\n", w, h, joinedAt(parts), length, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runs)
 		row := func(name string, fs []benchFigures) benchFigures {
 			f := best(fs)
 			var walls []string
