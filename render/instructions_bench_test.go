@@ -37,8 +37,13 @@ import (
 //	TAPEDECK_BENCH_LENGTH=60s go test -run '^$' -bench Instructions -benchtime 1x -timeout 180m ./render
 //
 // The call is benchCall's, 60 s unless TAPEDECK_BENCH_LENGTH says otherwise
-// (valgrind runs FFmpeg about 20 times slower). It needs valgrind and a C
-// compiler (cc, for the shim below) and skips without them.
+// (valgrind runs FFmpeg about 20 times slower). The arms: 1. tapedeck, 2.
+// the hand-written command (edge to edge), 3. tapedeck with gap 0 and no
+// labels, 4. the hand-written command drawing tapedeck's grid, 5. tapedeck
+// in 10-s windows. With TAPEDECK_BENCH_JOINS=0s (everyone from the start)
+// arms 2 and 3 draw the same picture; TAPEDECK_BENCH_ARMS=3,2 runs those
+// only. It needs valgrind and a C compiler (cc, for the shim below) and
+// skips without them.
 func BenchmarkInstructions(b *testing.B) {
 	ff, fp := requireFFmpeg(b)
 	vg, err := exec.LookPath("valgrind")
@@ -113,12 +118,19 @@ func BenchmarkInstructions(b *testing.B) {
 		} else {
 			opts := a.opts
 			opts.OutDir, opts.FFmpeg, opts.Log = filepath.Join(dir, "out"), ffw, slog.New(slog.DiscardHandler)
-			self0 := selfCPU(b)
+			self0, err := selfCPU()
+			if err != nil {
+				return err
+			}
 			outs, err := render.Session(context.Background(), a.sess.Dir, opts)
 			if err != nil {
 				return fmt.Errorf("%s: %w", a.name, err)
 			}
-			a.self = selfCPU(b) - self0
+			self1, err := selfCPU()
+			if err != nil {
+				return err
+			}
+			a.self = self1 - self0
 			d = outs[0].Duration.Seconds()
 		}
 		a.byLib, a.processes, err = countedInstructions(counted)
@@ -258,13 +270,14 @@ func BenchmarkInstructions(b *testing.B) {
 	fmt.Println()
 }
 
-// selfCPU is the CPU time this process has used (user + sys).
-func selfCPU(b *testing.B) time.Duration {
+// selfCPU is the CPU time this process has used (user + sys); it is read
+// from the arms' goroutines, so it returns its error.
+func selfCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
+		return 0, fmt.Errorf("getrusage: %w", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // libhwyShim builds, in dir, a library to preload into FFmpeg under
