@@ -86,20 +86,26 @@ func BenchmarkInstructions(b *testing.B) {
 	}
 	armDir := func(a *arm) string { return filepath.Join(tools, fmt.Sprintf("arm-%d", slices.Index(arms, a)+1)) }
 	var d float64
-	// run runs a, with FFmpeg and ffprobe (ffmpeg-go runs it by name, so
-	// through PATH) wrapped to be counted.
-	run := func(a *arm, dir string) error {
+	// run runs a in its folder, with FFmpeg and ffprobe (ffmpeg-go runs it
+	// by name, so through PATH) wrapped to be counted; what an earlier run
+	// of a counted is dropped.
+	run := func(a *arm) error {
+		dir := armDir(a)
 		bin := filepath.Join(dir, "bin")
 		counted := filepath.Join(dir, "counted")
+		if err := os.RemoveAll(counted); err != nil {
+			return err
+		}
 		for _, d := range []string{bin, counted} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
 			}
 		}
+		q := func(s string) string { return shellQuote([]string{s}) }
 		wrap := func(name, real string) (string, error) {
 			path := filepath.Join(bin, name)
 			script := fmt.Sprintf("#!/bin/sh\nLD_PRELOAD=%s exec %s -q --tool=callgrind --callgrind-out-file=%s/%s.%%p %s \"$@\"\n",
-				shellQuote([]string{shim}), shellQuote([]string{vg}), shellQuote([]string{counted}), name, shellQuote([]string{real}))
+				q(shim), q(vg), q(counted), name, q(real))
 			return path, os.WriteFile(path, []byte(script), 0o755)
 		}
 		ffw, err := wrap("ffmpeg", ff)
@@ -178,7 +184,7 @@ func BenchmarkInstructions(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[j] = run(a, armDir(a))
+					errs[j] = run(a)
 				}()
 			}
 			wg.Wait()
