@@ -166,14 +166,25 @@ const (
 	// be from the codec's nominal one (1 %). Real RTP clocks are within a few
 	// hundred ppm; more means a wrong clock rate or reports from elsewhere.
 	maxRateError = 0.01
-	// minTwoReportSpan is the RTP span (in seconds of nominal time) two
-	// reports must cover for their slope to be trusted over the nominal
-	// rate: with no residual to judge them by, their timing noise (Chromium's
-	// audio reports scatter by milliseconds) must be small beside the span.
-	minTwoReportSpan = 30.0
+	// minFewReportSpan is the RTP span (in seconds of nominal time) that
+	// fewer than minRateReports reports must cover for their slope to be
+	// trusted over the nominal rate: with no residual (or one degree of
+	// freedom) to judge them by, their timing noise (Chromium's audio
+	// reports scatter by milliseconds) must be small beside the span.
+	minFewReportSpan = 30.0
 	// maxSlopeSE is the largest standard error (relative) of a slope fitted
-	// over three or more reports for it to be trusted over the nominal rate.
+	// over minRateReports or more reports for it to be trusted over the
+	// nominal rate.
 	maxSlopeSE = 50e-6
+	// minRateReports is the fewest reports, after outliers are dropped, whose
+	// fitted slope may be trusted over the nominal rate (below it, only two
+	// reports a long span apart). Three leave one degree of freedom: a line
+	// through them is luck as often as a rate. Chromium's audio reports
+	// scatter by milliseconds; once, of four, one fell 2 ms off and was
+	// dropped, and the other three lay within 0.02 ms of a line 475 ppm off
+	// the nominal rate. The t-test passed them; the media ran at the nominal
+	// rate, so the audio slid 7 ms against the video over 15 s.
+	minRateReports = 4
 )
 
 // fitReportLine fits RTP → NTP over sender reports (x in ticks, y in ns, both
@@ -225,13 +236,13 @@ func fitReportLine(xs, ys []float64, nsPerTick, rate float64) (reportFit, error)
 	trust := false
 	if ok {
 		switch n := len(kx); {
-		case n == 2:
-			trust = (kx[1]-kx[0])/rate >= minTwoReportSpan
-		case n > 2:
+		case n < minRateReports:
+			trust = (kx[n-1]-kx[0])/rate >= minFewReportSpan
+		default:
 			// Trust the fitted rate when it is precise and differs from the
 			// nominal one by more than its noise explains (a t-test at 1 %):
-			// three jittery reports that fall on a line by chance give a small
-			// standard error from one degree of freedom, but not a
+			// jittery reports that fall near a line by chance give a small
+			// standard error from few degrees of freedom, but not a
 			// significant difference.
 			se := math.Sqrt(ssr/float64(n-2)/sxx) / nsPerTick
 			dev := math.Abs(l.Slope/nsPerTick - 1)

@@ -19,9 +19,10 @@ import (
 //     line (after dropping reports further than max(2 ms, 6σ) from a robust
 //     Theil–Sen line), so that the slope absorbs an RTP clock running a few
 //     hundred ppm fast or slow. The fitted slope is used when it is
-//     trustworthy (three or more reports with a slope standard error under
-//     50 ppm, or two reports at least 5 s apart); otherwise, and with a
-//     single report, the nominal clock rate gives the slope. Reports whose
+//     trustworthy (four or more kept reports with a slope standard error
+//     under 50 ppm and a departure from the nominal rate significant at 1 %,
+//     or two or three kept reports at least 30 s apart); otherwise, and with
+//     a single report, the nominal clock rate gives the slope. Reports whose
 //     NTP time is 0 (RFC 3550: the sender has no wall clock) are ignored. A
 //     fitted rate more than 1 % from the codec's is an inconsistent manifest.
 //     When the reports cannot give the slope but the track's arrival samples

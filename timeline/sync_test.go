@@ -759,6 +759,27 @@ func TestFitReportLine(t *testing.T) {
 		t.Errorf("three jittery reports: slope %+.0f ppm from nominal (nominal %v, %v); want the nominal slope",
 			(f.l.Slope/audioNS-1)*1e6, f.nominal, err)
 	}
+	// Four audio reports 5 s apart, as Chromium sent in CI: three lie within
+	// 0.02 ms of a line 475 ppm off the nominal rate, the fourth 2.5 ms off
+	// it is dropped as an outlier. One degree of freedom is left: nominal.
+	fast := audioNS / (1 + 475e-6)
+	cx := []float64{0, 5 * 48000, 10 * 48000, 15 * 48000}
+	cy := []float64{0, 5 * 48000 * fast, 10*48000*fast + 2.5e6, 15*48000*fast + 0.02e6}
+	f, err = fitReportLine(cx, cy, audioNS, 48000)
+	if err != nil || !f.nominal || f.kept != 3 {
+		t.Errorf("three of four reports on a line: slope %+.0f ppm from nominal (nominal %v, kept %d, %v); want the nominal slope, 3 kept",
+			(f.l.Slope/audioNS-1)*1e6, f.nominal, f.kept, err)
+	}
+	// The same three reports over 45 s: their span is long enough.
+	for i := range cx {
+		cx[i] *= 3
+		cy[i] = cx[i] * fast
+	}
+	cy[2] += 2.5e6
+	f, err = fitReportLine(cx, cy, audioNS, 48000)
+	if want := fast; err != nil || f.nominal || f.kept != 3 || math.Abs(f.l.Slope/want-1) > 1e-9 {
+		t.Errorf("three of four reports on a line over 45 s: slope %g (nominal %v, kept %d, %v), want %g", f.l.Slope, f.nominal, f.kept, err, want)
+	}
 	// Six exact reports over 5 s of a clock 2000 ppm fast: the fit is
 	// exact, and trusted.
 	var ex, ey []float64
