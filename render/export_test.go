@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -22,43 +23,57 @@ func WithOverlays(o Options) Options {
 	return o
 }
 
+// Composed counts how a program's scenes were composed (FrameHashes).
+type Composed struct {
+	Scenes   int // scenes in the program's jobs
+	Stacked  int // scenes composed by the stack (stackScene)
+	Canvases int // full-frame canvases (a stacked scene's tiles leave some of the frame uncovered)
+}
+
 // FrameHashes runs the video jobs of plan's program (default profile) with
 // their encoders replaced by FFmpeg's framemd5 muxer, in the folder work, and
-// returns the hash of every output frame's picture, in order, how many
-// scenes there are and how many were composed with xstack. overlays
-// composes every scene with the overlay chain instead.
-func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work string, overlays bool) (hashes []string, scenes, stacked int, err error) {
+// returns the hash of every output frame's picture, in order, and how its
+// scenes were composed. overlays composes every scene with the overlay chain
+// instead.
+func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work string, overlays bool) (hashes []string, comp Composed, err error) {
 	profiles, err := parseProfiles(nil)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, comp, err
 	}
 	prog, err := Compile(plan, Settings{SessionDir: sessionDir, Profiles: profiles, FontFile: findFont(ctx), Preset: "veryfast", overlays: overlays})
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, comp, err
 	}
+	// stackScene's canvas: the output's size, cut to the scene's frames
+	// (a tile's background frames are cut to 2 and retimed).
+	stacked := regexp.MustCompile(`\[xs\d+\](;|$)`)
+	canvas := regexp.MustCompile(fmt.Sprintf(`color=c=[^,:]+:s=%dx%d:r=[^,]+,trim=end_frame=\d+,format=yuv420p\[`, plan.Width, plan.Height))
 	for i, c := range prog.Video {
 		for name, body := range c.Files {
 			if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
-				return nil, 0, 0, err
+				return nil, comp, err
 			}
+			comp.Stacked += len(stacked.FindAllString(body, -1))
+			comp.Canvases += len(canvas.FindAllString(body, -1))
 		}
 		enc := slices.Index(c.Args, "-c:v")
 		if enc < 0 {
-			return nil, 0, 0, fmt.Errorf("%s: no encoder in %q", c.Name, c.Args)
+			return nil, comp, fmt.Errorf("%s: no encoder in %q", c.Name, c.Args)
 		}
 		for _, a := range c.Args {
-			stacked += strings.Count(a, "xstack=")
+			comp.Stacked += len(stacked.FindAllString(a, -1))
+			comp.Canvases += len(canvas.FindAllString(a, -1))
 		}
 		out := filepath.Join(work, fmt.Sprintf("video-%03d.md5", i))
 		args := append(append(append([]string{"-loglevel", "error"}, c.Args[:enc]...), "-f", "framemd5"), out)
 		cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 		cmd.Dir = work
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, 0, 0, fmt.Errorf("%s: %w\n%s", c.Name, err, b)
+			return nil, comp, fmt.Errorf("%s: %w\n%s", c.Name, err, b)
 		}
 		f, err := os.Open(out)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, comp, err
 		}
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -69,13 +84,13 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {
-			return nil, 0, 0, err
+			return nil, comp, err
 		}
 	}
 	for _, j := range prog.jobs {
-		scenes += len(j.Scenes)
+		comp.Scenes += len(j.Scenes)
 	}
-	return hashes, scenes, stacked, nil
+	return hashes, comp, nil
 }
 
 // JointOutputs compiles plan (profiles; default when none) in windows of

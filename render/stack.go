@@ -68,20 +68,28 @@ func stackable(sc *scene, w, h int, bg string) bool {
 // pad.
 func (b *videoBuilder) stackScene(sc *scene) string {
 	g := b.g
-	canvas := b.canvas("c", b.p.Width, b.p.Height, sc.frames())
-	ins, layout := []string{canvas}, []string{"0_0"}
+	var ins, layout []string
+	covered := 0 // pixels of the frame the tiles' videos cover
 	for i := range sc.Tiles {
 		t := &sc.Tiles[i]
 		if len(t.Video) == 1 {
 			ins = append(ins, b.tileStream(sc, t, &t.Video[0]))
 			layout = append(layout, fmt.Sprintf("%d_%d", t.Rect.X, t.Rect.Y))
+			covered += t.Rect.W * t.Rect.H
 		}
 	}
-	cur := canvas
+	// The tiles lie inside the frame and do not overlap (stackable): when
+	// their areas add up to the frame's, they cover it, and the canvas,
+	// which every pixel would be copied over, is left out (one copy of the
+	// whole frame less per frame). Otherwise the canvas is the first input,
+	// each tile copied over it: xstack copies its inputs in order, one
+	// thread here (-filter_complex_threads 1).
+	if covered < b.p.Width*b.p.Height {
+		ins = append([]string{b.canvas("c", b.p.Width, b.p.Height, sc.frames())}, ins...)
+		layout = append([]string{"0_0"}, layout...)
+	}
+	cur := ins[0]
 	if len(ins) > 1 {
-		// The canvas is the first input, each tile copied over it: xstack
-		// copies its inputs in order, one thread here
-		// (-filter_complex_threads 1), and the tiles do not overlap.
 		cur = g.label("x")
 		g.chain(ins, []string{fmt.Sprintf("xstack=inputs=%d:layout=%s", len(ins), strings.Join(layout, "|"))}, cur)
 	}
@@ -89,7 +97,7 @@ func (b *videoBuilder) stackScene(sc *scene) string {
 	for i := range sc.Tiles {
 		b.tileLabel(l, &sc.Tiles[i])
 	}
-	out := g.label("s")
+	out := g.label("xs") // a stacked scene (FrameHashes counts them)
 	l.finish(out, "setsar=1")
 	return out
 }

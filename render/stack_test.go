@@ -15,8 +15,22 @@ import (
 // clocks are 3 s off and 2000 ppm fast (his pieces play at another speed),
 // a 4:3 picture letterboxed in a 16:9 tile, a camera turning portrait
 // mid-scene (the tile's size changes), participants leaving before the
-// end, a one-tile scene scaled up, a speaker layout, and tiles the stack
-// cannot compose (cover) in the same job as scenes it composes.
+// end, a one-tile scene scaled up, a speaker layout, tiles the stack cannot
+// compose (cover) in the same job as scenes it composes, and tiles that
+// cover the whole frame (no canvas under them): a custom layout's while
+// everyone is in, the speaker's while one is alone.
+// coveringLayout's tiles cover the whole 1280×720 output: alice on the left
+// half, bob and carol stacked on the right.
+const coveringLayout = `
+labels: false
+layouts:
+  - type: custom
+    regions:
+      - {x: 0, y: 0, width: 640, height: 720, lanes: [alice]}
+      - {x: 640, y: 0, width: 640, height: 360, lanes: [bob]}
+      - {x: 640, y: 360, width: 640, height: 360, lanes: [carol]}
+`
+
 func TestStackMatchesOverlays(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
@@ -24,11 +38,13 @@ func TestStackMatchesOverlays(t *testing.T) {
 	for _, c := range []struct {
 		name, edits string
 		mixed       bool // some scenes not stackable
+		covered     bool // in some scenes the tiles cover the frame
 	}{
-		{"grid", "", false},
-		{"fixed", fixedLayout, false},
-		{"speaker", "layouts:\n  - type: speaker\n", false},
-		{"cover", strings.Replace(fixedLayout, "lanes: [bob]}", "lanes: [bob], fit: cover}", 1), true},
+		{"grid", "", false, false},
+		{"fixed", fixedLayout, false, false},
+		{"speaker", "layouts:\n  - type: speaker\n", false, true},
+		{"cover", strings.Replace(fixedLayout, "lanes: [bob]}", "lanes: [bob], fit: cover}", 1), true, false},
+		{"covered", coveringLayout, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			opts := render.Options{}
@@ -40,20 +56,29 @@ func TestStackMatchesOverlays(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			stack, scenes, nStack, err := render.FrameHashes(ctx, plan, ss.Dir, t.TempDir(), false)
+			stack, comp, err := render.FrameHashes(ctx, plan, ss.Dir, t.TempDir(), false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			over, _, nOver, err := render.FrameHashes(ctx, plan, ss.Dir, t.TempDir(), true)
+			over, compOver, err := render.FrameHashes(ctx, plan, ss.Dir, t.TempDir(), true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%d frames; %d of %d scenes stacked", len(stack), nStack, scenes)
-			if nOver != 0 {
-				t.Fatalf("the overlay compositor used xstack %d times", nOver)
+			scenes, nStack := comp.Scenes, comp.Stacked
+			t.Logf("%d frames; %d of %d scenes stacked, %d on a canvas", len(stack), nStack, scenes, comp.Canvases)
+			if compOver.Stacked != 0 {
+				t.Fatalf("the overlay compositor stacked %d scenes", compOver.Stacked)
 			}
 			if c.mixed && (nStack == 0 || nStack == scenes) || !c.mixed && nStack != scenes {
 				t.Errorf("%d of %d scenes stacked", nStack, scenes)
+			}
+			// A stacked scene leaves the canvas out when its tiles cover the
+			// frame: the covering layout's while all three are in, the
+			// speaker's while one is alone.
+			if !c.mixed {
+				if got, want := comp.Canvases, scenes; c.covered && (got >= want || got == 0) || !c.covered && got != want {
+					t.Errorf("%d of %d stacked scenes on a canvas (tiles covering the frame in some: %v)", got, want, c.covered)
+				}
 			}
 			if got, want := len(stack), len(over); got != want {
 				t.Fatalf("stacked: %d frames, overlays: %d", got, want)
