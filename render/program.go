@@ -50,10 +50,10 @@ type Settings struct {
 	// measureSide makes the audio command measure the peak of L − R (a
 	// stem's audio is mono when it is silent), instead of the loudness.
 	measureSide bool
-	// placeQuantum rounds every video source's placement (the output time
-	// of its file time 0) to a multiple of it, in seconds; 0 is 1/16 of an
-	// output frame (videoPlaceSteps): every video job then names itself for
-	// the reuse keys (see reuse.go).
+	// placeQuantum rounds every video source's placement (the file time
+	// at the start of its piece, and its rate: snapPlacement) to a multiple
+	// of it, in seconds; 0 is 1/16 of an output frame (videoPlaceSteps):
+	// every video job then names itself for the reuse keys (see reuse.go).
 	placeQuantum float64
 	// audioQuantum does the same for audio sources (seconds), whose
 	// placement is heard to the sample: the program then names what an
@@ -143,7 +143,9 @@ const (
 // output frame shows the source frame nearest to it by the grid's
 // placement, which is the nearest by the model's own except where a source
 // frame lies within 1/32 of a frame (1 ms at 30 fps) of the midpoint of two
-// output frames: there it may show on either.
+// output frames: there it may show on either. A source whose rate is
+// rounded too (more than 10 ppm from nominal) may move by up to 1/16 of a
+// frame at the end of its piece.
 const videoPlaceSteps = 16
 
 // Compile translates a plan into FFmpeg commands. It is pure.

@@ -45,7 +45,8 @@ import (
 //     frame (Settings.placeQuantum, videoPlaceSteps), so a video job's own
 //     arguments are its key, and a window taken is exactly what the
 //     post-call render would draw. An audio window's key is its command with
-//     every source's placement rounded to half a millisecond (audioQuantum).
+//     every source's placement rounded to half a millisecond (audioQuantum,
+//     snapPlacement).
 //     The sync model is refined as sender reports arrive and moves a source
 //     by microseconds; a window is rendered again only when one of its
 //     sources moves to another cell of the grid or another such step.
@@ -60,18 +61,22 @@ import (
 // A changed segment, edit, layout, profile or FFmpeg makes another key.
 
 // snapPlacement is src, played at speed (its Speed made valid) from output
-// time at for long seconds, with its placement (the output time of its file
-// time 0) rounded to a multiple of q seconds and its rate rounded so that
-// the end moves by at most q: sources placed within q of each other then
-// make the same command, hence the same reuse key.
+// time at for long seconds, with the file time playing at at (FileStart)
+// rounded to a multiple of q seconds and its rate rounded so that the end
+// moves by at most q/2: sources placed within q of each other then make the
+// same command, hence the same reuse key, and no file time of the window
+// moves by more than q. The grid is anchored at the window, not at file
+// time 0: a rate rounded there would move the window by its distance from
+// the file's start times the rounding (at 100 ppm, in 10-s scenes on a
+// 1/16-frame grid, 360 ms an hour into the file). At speed 1, and at an
+// output time on the grid (a frame's), the two are the same.
 func snapPlacement(src timeline.Source, speed float64, at time.Duration, long, q float64) timeline.Source {
-	place := at.Seconds() - src.FileStart/speed
 	if math.Abs(speed-1) > speedTolerance && long > 0 {
 		step := q / long
 		speed = math.Round(speed/step) * step
 	}
 	src.Speed = speed
-	src.FileStart = (at.Seconds() - math.Round(place/q)*q) * speed
+	src.FileStart = math.Round(src.FileStart/q) * q
 	return src
 }
 
