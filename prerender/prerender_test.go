@@ -251,8 +251,9 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 		t.Fatalf("%d tones in the progressive composite, %d in the post-call one (want the same, at least 10)", len(ta), len(tb))
 	}
 	// A kept audio window may hold its sources up to 0.5 ms from the final
-	// placement (the reuse keys' step), and a tone is found to the
-	// millisecond.
+	// placement at its start and 1 ms at its end (the reuse keys' cells of
+	// placement and rate: snapPlacement), and a tone is found to a few
+	// tenths of a millisecond.
 	var maxD float64
 	for i := range ta {
 		d := math.Abs(ta[i] - tb[i])
