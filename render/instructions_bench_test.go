@@ -140,7 +140,21 @@ func BenchmarkInstructions(b *testing.B) {
 			d = outs[0].Duration.Seconds()
 		}
 		a.byLib, a.processes, err = countedInstructions(counted)
-		return err
+		if err != nil {
+			return err
+		}
+		// TAPEDECK_BENCH_KEEP=DIR keeps the callgrind files, by arm, for
+		// callgrind_annotate.
+		if keep := os.Getenv("TAPEDECK_BENCH_KEEP"); keep != "" {
+			to := filepath.Join(keep, filepath.Base(dir))
+			if err := os.RemoveAll(to); err != nil {
+				return err
+			}
+			if err := os.CopyFS(to, os.DirFS(counted)); err != nil {
+				return fmt.Errorf("keeping %s's callgrind files: %w", a.name, err)
+			}
+		}
+		return nil
 	}
 	// TAPEDECK_BENCH_ARMS (say "3,2") runs only those arms (numbered from 1,
 	// as printed).
