@@ -23,7 +23,7 @@ func TestSnapPlacement(t *testing.T) {
 					got := snapPlacement(src, speed, at, long, q)
 					var worst float64
 					for _, dt := range []float64{0, long / 2, long} {
-						f := fileStart + dt*speed // the file time the model plays at at+dt
+						f := fileStart + dt*speed              // the file time the model plays at at+dt
 						out := (f - got.FileStart) / got.Speed // where the snapped source plays it
 						worst = max(worst, math.Abs(out-dt))
 					}
