@@ -28,6 +28,7 @@ type Composed struct {
 	Scenes   int // scenes in the program's jobs
 	Stacked  int // scenes composed by the stack (stackScene)
 	Canvases int // full-frame canvases (a stacked scene's tiles leave some of the frame uncovered)
+	Unpadded int // tiles whose picture is the tile's size, neither resized nor padded
 }
 
 // FrameHashes runs the video jobs of plan's program (default profile) with
@@ -47,6 +48,7 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 	// stackScene's canvas: the output's size, cut to the scene's frames
 	// (a tile's background frames are cut to 2 and retimed).
 	stacked := regexp.MustCompile(`\[xs\d+\](;|$)`)
+	unpadded := regexp.MustCompile(`scale=w=\d+:h=\d+:eval=frame:flags=bilinear,format=yuv420p,setsar=1\[`)
 	canvas := regexp.MustCompile(fmt.Sprintf(`color=c=[^,:]+:s=%dx%d:r=[^,]+,trim=end_frame=\d+,format=yuv420p\[`, plan.Width, plan.Height))
 	for i, c := range prog.Video {
 		for name, body := range c.Files {
@@ -55,6 +57,7 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 			}
 			comp.Stacked += len(stacked.FindAllString(body, -1))
 			comp.Canvases += len(canvas.FindAllString(body, -1))
+			comp.Unpadded += len(unpadded.FindAllString(body, -1))
 		}
 		enc := slices.Index(c.Args, "-c:v")
 		if enc < 0 {
@@ -63,6 +66,7 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 		for _, a := range c.Args {
 			comp.Stacked += len(stacked.FindAllString(a, -1))
 			comp.Canvases += len(canvas.FindAllString(a, -1))
+			comp.Unpadded += len(unpadded.FindAllString(a, -1))
 		}
 		out := filepath.Join(work, fmt.Sprintf("video-%03d.md5", i))
 		args := append(append(append([]string{"-loglevel", "error"}, c.Args[:enc]...), "-f", "framemd5"), out)

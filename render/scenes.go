@@ -207,7 +207,13 @@ func buildScenes(ivs []timeline.Interval, total int64, fps timeline.Rational) []
 				continue
 			}
 			if n := len(st.Video); n > 0 && st.Video[n-1].To == sp.From && continues(&st.Video[n-1], t.Source, iv.Start) {
-				st.Video[n-1].To = sp.To
+				last := &st.Video[n-1]
+				last.To = sp.To
+				if last.Src.Width != t.Source.Width || last.Src.Height != t.Source.Height {
+					// The picture changes size on the way (a camera turned):
+					// the piece has no single size.
+					last.Src.Width, last.Src.Height = 0, 0
+				}
 				continue
 			}
 			st.Video = append(st.Video, piece{span: sp, At: iv.Start, Src: *t.Source})

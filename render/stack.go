@@ -109,10 +109,21 @@ func (b *videoBuilder) tileStream(sc *scene, t *sceneTile, p *piece) string {
 	g, r, color := b.g, t.Rect, ffColor(b.p.Background.Color)
 	in, fs := b.placed(sc, p)
 	src := g.label("v")
-	g.chain([]string{in}, append(fs,
+	fit := []string{
 		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=decrease:force_divisible_by=2:eval=frame:flags=bilinear", r.W, r.H),
 		"format=yuv420p",
-		fmt.Sprintf("pad=w=%d:h=%d:x=(ow-iw)/2:y=(oh-ih)/2:color=%s:eval=frame", r.W, r.H, color), "setsar=1"), src)
+		fmt.Sprintf("pad=w=%d:h=%d:x=(ow-iw)/2:y=(oh-ih)/2:color=%s:eval=frame", r.W, r.H, color), "setsar=1"}
+	if p.Src.Width == r.W && p.Src.Height == r.H {
+		// The whole piece is the tile's size (the recording saw no change
+		// of size in it: buildScenes): the scale passes its frames
+		// through, and the pad, which would copy every decoded frame (a
+		// decoder keeps its frames, so pad cannot write around them), is
+		// left out. Were a frame of another size to come anyway, the scale
+		// would stretch it to the tile rather than hand xstack a picture
+		// of the wrong size.
+		fit = []string{fmt.Sprintf("scale=w=%d:h=%d:eval=frame:flags=bilinear", r.W, r.H), "format=yuv420p", "setsar=1"}
+	}
+	g.chain([]string{in}, append(fs, fit...), src)
 	// The two background frames: 10 s before the scene and 10 s after it,
 	// far from any source frame the piece shows.
 	ends := g.label("b")

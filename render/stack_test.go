@@ -18,17 +18,20 @@ import (
 // end, a one-tile scene scaled up, a speaker layout, tiles the stack cannot
 // compose (cover) in the same job as scenes it composes, and tiles that
 // cover the whole frame (no canvas under them): a custom layout's while
-// everyone is in, the speaker's while one is alone.
-// coveringLayout's tiles cover the whole 1280×720 output: alice on the left
-// half, bob and carol stacked on the right.
+// everyone is in, the speaker's while one is alone; in the custom layout a
+// picture of its tile's size (no scale or pad) and one that starts so and
+// turns portrait.
+// coveringLayout's tiles cover the whole 1280×720 output: alice and carol
+// (both 640x360, in tiles of that size; carol turns portrait) side by side
+// above, bob below across the frame.
 const coveringLayout = `
 labels: false
 layouts:
   - type: custom
     regions:
-      - {x: 0, y: 0, width: 640, height: 720, lanes: [alice]}
-      - {x: 640, y: 0, width: 640, height: 360, lanes: [bob]}
-      - {x: 640, y: 360, width: 640, height: 360, lanes: [carol]}
+      - {x: 0, y: 0, width: 640, height: 360, lanes: [alice]}
+      - {x: 640, y: 0, width: 640, height: 360, lanes: [carol]}
+      - {x: 0, y: 360, width: 1280, height: 360, lanes: [bob]}
 `
 
 func TestStackMatchesOverlays(t *testing.T) {
@@ -65,7 +68,8 @@ func TestStackMatchesOverlays(t *testing.T) {
 				t.Fatal(err)
 			}
 			scenes, nStack := comp.Scenes, comp.Stacked
-			t.Logf("%d frames; %d of %d scenes stacked, %d on a canvas", len(stack), nStack, scenes, comp.Canvases)
+			t.Logf("%d frames; %d of %d scenes stacked, %d on a canvas, %d tiles neither resized nor padded",
+				len(stack), nStack, scenes, comp.Canvases, comp.Unpadded)
 			if compOver.Stacked != 0 {
 				t.Fatalf("the overlay compositor stacked %d scenes", compOver.Stacked)
 			}
@@ -79,6 +83,13 @@ func TestStackMatchesOverlays(t *testing.T) {
 				if got, want := comp.Canvases, scenes; c.covered && (got >= want || got == 0) || !c.covered && got != want {
 					t.Errorf("%d of %d stacked scenes on a canvas (tiles covering the frame in some: %v)", got, want, c.covered)
 				}
+			}
+			// A picture of its tile's size is neither resized nor padded
+			// (alice's in the covering layout); carol's, which turns
+			// portrait, is, though she starts at her tile's size (the
+			// frames compared above show it).
+			if got := comp.Unpadded; c.covered && c.name == "covered" && got == 0 {
+				t.Errorf("no tile neither resized nor padded; want alice's")
 			}
 			if got, want := len(stack), len(over); got != want {
 				t.Fatalf("stacked: %d frames, overlays: %d", got, want)
