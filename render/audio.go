@@ -229,7 +229,7 @@ func audioSource(g *graph, s *Settings, pc *audioPiece) string {
 	}
 	if q := s.audioQuantum; q > 0 {
 		snapped := *pc
-		snapped.Src = snapPlacement(pc.Src, speed, pc.At, float64(pc.s1-pc.s0)/sampleRate, q)
+		snapped.Src, snapped.At = snapPlacement(pc.Src, speed, pc.At, float64(pc.s0)/sampleRate, float64(pc.s1-pc.s0)/sampleRate, q)
 		pc, speed = &snapped, snapped.Src.Speed
 	}
 	n := pc.s1 - pc.s0

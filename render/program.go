@@ -51,8 +51,8 @@ type Settings struct {
 	// stem's audio is mono when it is silent), instead of the loudness.
 	measureSide bool
 	// placeQuantum rounds every video source's placement (the file time
-	// at the start of its piece, and its rate: snapPlacement) to a multiple
-	// of it, in seconds; 0 is 1/16 of an output frame (videoPlaceSteps):
+	// where its job's stretch of it starts, and its rate: snapPlacement) to
+	// a multiple of it, in seconds; 0 is 1/16 of an output frame (videoPlaceSteps):
 	// every video job then names itself for the reuse keys (see reuse.go).
 	placeQuantum float64
 	// audioQuantum does the same for audio sources (seconds), whose

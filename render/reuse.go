@@ -60,24 +60,27 @@ import (
 //
 // A changed segment, edit, layout, profile or FFmpeg makes another key.
 
-// snapPlacement is src, played at speed (its Speed made valid) from output
-// time at for long seconds, with the file time playing at at (FileStart)
-// rounded to a multiple of q seconds and its rate rounded so that the end
-// moves by at most q/2: sources placed within q of each other then make the
-// same command, hence the same reuse key, and no file time of the window
-// moves by more than q. The grid is anchored at the window, not at file
-// time 0: a rate rounded there would move the window by its distance from
-// the file's start times the rounding (at 100 ppm, in 10-s scenes on a
-// 1/16-frame grid, 360 ms an hour into the file). At speed 1, and at an
-// output time on the grid (a frame's), the two are the same.
-func snapPlacement(src timeline.Source, speed float64, at time.Duration, long, q float64) timeline.Source {
+// snapPlacement returns src, played at speed (its Speed made valid) with
+// its FileStart playing at output time at, anchored instead at output time
+// from, the start of the stretch it plays in a job (from to from+long
+// seconds): the file time playing at from is rounded to a multiple of q
+// seconds and the rate so that the end moves by at most q/2. Sources placed
+// in the same cells make the same command, hence the same reuse key, and no
+// file time of the stretch moves by more than q. The grid is anchored where
+// the job starts, not at file time 0 nor where the piece started: a rate
+// rounded there would move the stretch by its distance from that anchor
+// times the rounding (at 100 ppm, in 10-s jobs on a 1/16-frame grid, 360 ms
+// an hour on). At speed 1 the three are the same wherever the anchors lie on
+// the grid.
+func snapPlacement(src timeline.Source, speed float64, at time.Duration, from, long, q float64) (timeline.Source, time.Duration) {
+	fs := src.FileStart + (from-at.Seconds())*speed
 	if math.Abs(speed-1) > speedTolerance && long > 0 {
 		step := q / long
 		speed = math.Round(speed/step) * step
 	}
 	src.Speed = speed
-	src.FileStart = math.Round(src.FileStart/q) * q
-	return src
+	src.FileStart = math.Round(fs/q) * q
+	return src, time.Duration(math.Round(from * float64(time.Second)))
 }
 
 // mediaIdentity is how many bytes of a session segment's clusters identify

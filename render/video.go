@@ -281,7 +281,7 @@ func (b *videoBuilder) placed(sc *scene, p *piece) (string, []string) {
 	}
 	if q := b.s.placeQuantum; q > 0 {
 		snapped := *p
-		snapped.Src = snapPlacement(p.Src, speed, p.At, frameTime(p.To-p.From, fps), q)
+		snapped.Src, snapped.At = snapPlacement(p.Src, speed, p.At, frameTime(p.From, fps), frameTime(p.To-p.From, fps), q)
 		p, speed = &snapped, snapped.Src.Speed
 	}
 	ts := p.fileAt(frameTime(p.From, fps)) - frame*speed
