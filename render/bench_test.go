@@ -116,6 +116,9 @@ func benchCall(b *testing.B, def time.Duration) (parts []synthPart, length time.
 		}
 		apart = d
 	}
+	if last := 3 * apart; last+time.Second > length {
+		b.Fatalf("a %v call is too short for joins %v apart: the last joins at %v and needs a second of it", length, apart, last)
+	}
 	video, audio := benchMedia(b, length, w, h)
 	for i, id := range []string{"alice", "bob", "carol", "dave"} {
 		join := time.Duration(i) * apart

@@ -58,7 +58,15 @@ func BenchmarkInstructions(b *testing.B) {
 	parts, length, w, h := benchCall(b, time.Minute)
 	ss := makeSession(b, b.TempDir(), parts)
 	asked := keyedSession(b, parts, length, w, h, "asked", askedKeys(window))
+	// TAPEDECK_BENCH_KEEP=DIR keeps the arms' folders (arm-N/counted: the
+	// callgrind files, for callgrind_annotate) in DIR.
 	tools := b.TempDir()
+	if keep := os.Getenv("TAPEDECK_BENCH_KEEP"); keep != "" {
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		tools = keep
+	}
 	shim := libhwyShim(b, cc, tools)
 
 	grid, noGap := tapedeckGrid(b, ss, parts), gaplessEdits(b, ss, w, h)
@@ -140,21 +148,7 @@ func BenchmarkInstructions(b *testing.B) {
 			d = outs[0].Duration.Seconds()
 		}
 		a.byLib, a.processes, err = countedInstructions(counted)
-		if err != nil {
-			return err
-		}
-		// TAPEDECK_BENCH_KEEP=DIR keeps the callgrind files, by arm, for
-		// callgrind_annotate.
-		if keep := os.Getenv("TAPEDECK_BENCH_KEEP"); keep != "" {
-			to := filepath.Join(keep, filepath.Base(dir))
-			if err := os.RemoveAll(to); err != nil {
-				return err
-			}
-			if err := os.CopyFS(to, os.DirFS(counted)); err != nil {
-				return fmt.Errorf("keeping %s's callgrind files: %w", a.name, err)
-			}
-		}
-		return nil
+		return err
 	}
 	// TAPEDECK_BENCH_ARMS (say "3,2") runs only those arms (numbered from 1,
 	// as printed).

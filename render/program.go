@@ -145,7 +145,7 @@ const (
 // frame lies within 1/32 of a frame (1 ms at 30 fps) of the midpoint of two
 // output frames: there it may show on either. A source whose rate is
 // rounded too (more than 10 ppm from nominal) may move by up to 1/16 of a
-// frame at the end of its piece.
+// frame at the end of its job's stretch of it (snapPlacement).
 const videoPlaceSteps = 16
 
 // Compile translates a plan into FFmpeg commands. It is pure.
