@@ -23,9 +23,9 @@ import (
 // single encoder over the whole mix would have written, but for the rate
 // control's state, which the pre-roll brings close (adts.go; the splice is
 // measured in aacwindows_test.go). The windows' packets, read from ADTS, are
-// joined into one stream (joinAACWindows) that is put into an MP4 with the
-// encoder's priming and the mix's end signalled, as a single encode's would
-// be.
+// joined into one ADTS stream (joinAACWindows), which the muxes copy into
+// their outputs with the encoder's priming and the mix's end signalled, as a
+// single encode's would be (aacInput).
 //
 // A window's packets depend on the gain that brings the whole mix to the
 // target loudness; a window encoded during the call with the gain measured
@@ -113,18 +113,18 @@ func (p *Program) aacWindowCommands(af []string) []Command {
 	return cmds
 }
 
-// aacJoin is the command that joins the encoded audio windows' packets
-// (joinAACWindows, run first) and puts them in the MP4 the muxes copy from,
-// as a single encode of the mix would have written it.
+// aacJoin is the step that joins the encoded audio windows' packets
+// (joinAACWindows) into aacJoinedFile: Go work only, a command without
+// FFmpeg arguments. The muxes copy the joined packets, timed by aacSetts as
+// a single encode of the mix would have them (aacInput); a separate FFmpeg
+// putting them in an MP4 first cost a start (a quarter of a G instructions)
+// and wrote the same packets.
 func (p *Program) aacJoin() Command {
-	total := samplesOfFrames(p.Frames, p.FPS)
-	args := append(baseArgs(), "-f", "aac", "-i", aacJoinedFile, "-map", "0:a", "-c", "copy",
-		"-bsf:a", aacSetts(total), "-movie_timescale", "48000", "-f", "mp4", aacFile)
 	chunks := make([]aacChunk, len(p.aacWindows))
 	for i, w := range p.aacWindows {
 		chunks[i] = w.aacChunk
 	}
-	return Command{Name: "audio join aac", Args: args, Outputs: []string{aacFile}, Duration: p.Duration, aacJoin: chunks}
+	return Command{Name: "audio join aac", Outputs: []string{aacJoinedFile}, Duration: p.Duration, aacJoin: chunks}
 }
 
 // joinAACWindows writes the packets of the encoded audio windows chunks

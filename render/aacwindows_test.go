@@ -135,7 +135,9 @@ func TestAACWindows(t *testing.T) {
 	r := &runner{ffmpeg: ff, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx := context.Background()
 	one := p.encodeMix("one pass", "one.m4a", nil, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4")
-	cmds := append(p.aacWindowCommands(nil), p.aacJoin(), one)
+	// Joined, then copied into an M4A as the muxes copy it.
+	cmds := append(p.aacWindowCommands(nil), p.aacJoin(), p.muxAudio(), one)
+	m4a := filepath.Join(dir, outDirName, OutputName(ProfileAudio))
 	for _, c := range cmds {
 		if _, err := r.run(ctx, c, func(time.Duration) {}); err != nil {
 			t.Fatal(err)
@@ -144,7 +146,7 @@ func TestAACWindows(t *testing.T) {
 	// In MP4 as one encoder's: the packets start one frame early (the
 	// priming, an edit list) and the last ends on the mix's last sample.
 	out, err := exec.Command(strings.TrimSuffix(ff, "ffmpeg")+"ffprobe", "-v", "error", "-select_streams", "a",
-		"-show_entries", "packet=pts,duration", "-of", "csv=p=0", filepath.Join(dir, aacFile)).Output()
+		"-show_entries", "packet=pts,duration", "-of", "csv=p=0", m4a).Output()
 	if err != nil {
 		t.Fatalf("ffprobe: %v", err)
 	}
@@ -165,9 +167,9 @@ func TestAACWindows(t *testing.T) {
 			first, end, len(packets), -aacPriming, total, aacPackets(total))
 	}
 	// Muxed as a render muxes it, with a video.
-	runFFmpeg(t, "-f", "lavfi", "-i", "color=size=64x64:rate=30:duration=12.666667", "-i", filepath.Join(dir, aacFile),
+	runFFmpeg(t, "-f", "lavfi", "-i", "color=size=64x64:rate=30:duration=12.666667", "-i", m4a,
 		"-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "copy", "-movflags", "+faststart", filepath.Join(dir, "muxed.mp4"))
-	joined, single, muxed := decodeAAC(t, filepath.Join(dir, aacFile)), decodeAAC(t, filepath.Join(dir, "one.m4a")),
+	joined, single, muxed := decodeAAC(t, m4a), decodeAAC(t, filepath.Join(dir, "one.m4a")),
 		decodeAAC(t, filepath.Join(dir, "muxed.mp4"))
 	// FFmpeg's decoder leaves the last frame whole: the one pass's
 	// length, the source's to within a frame.

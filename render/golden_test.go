@@ -81,7 +81,11 @@ func goldenText(p *render.Program, l render.Loudness) string {
 	cmds = append(cmds, p.Mux()...)
 	for _, c := range cmds {
 		b.WriteString("=== " + c.Name + " (" + c.Duration.String() + ")\n")
-		b.WriteString(strings.Join(c.Args, "\n") + "\n")
+		if len(c.Args) == 0 {
+			b.WriteString("(no FFmpeg: Go work only)\n")
+		} else {
+			b.WriteString(strings.Join(c.Args, "\n") + "\n")
+		}
 		b.WriteString("--- outputs: " + strings.Join(c.Outputs, " ") + "\n")
 		names := make([]string, 0, len(c.Files))
 		for n := range c.Files {

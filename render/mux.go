@@ -82,6 +82,18 @@ func (p *Program) encodeMix(name, out string, af []string, codec ...string) Comm
 	return Command{Name: name, Args: args, Files: files, Outputs: []string{out}, Duration: p.Duration}
 }
 
+// aacInput is the input options that read the encoded AAC mix, and the
+// output options its copy needs: the windows' packets joined
+// (aacJoinedFile), timed by aacSetts (the encoder's priming before output
+// time 0, the last packet ending on the mix's last sample), or the single
+// encode's MP4.
+func (p *Program) aacInput() (in, out []string) {
+	if len(p.aacWindows) == 0 {
+		return []string{"-i", aacFile}, nil
+	}
+	return []string{"-f", "aac", "-i", aacJoinedFile}, []string{"-bsf:a", aacSetts(samplesOfFrames(p.Frames, p.FPS))}
+}
+
 // needsAAC reports whether some profile carries AAC (all but WebM), and
 // needsOpus whether some carries Opus (WebM).
 func (p *Program) needsAAC() bool {
@@ -143,12 +155,12 @@ func concatInput(e Encoding) []string {
 func (p *Program) muxFile(pr Profile) Command {
 	e, _ := encodingOf(p.Encodings, pr, pr.lines[0])
 	webm := pr.kind == kindWebM
-	audio := aacFile
+	audioIn, audioOut := p.aacInput()
 	if webm {
-		audio = opusFile
+		audioIn, audioOut = []string{"-i", opusFile}, nil
 	}
 	args := append(baseArgs(), concatInput(e)...)
-	args = append(args, "-i", audio)
+	args = append(args, audioIn...)
 	files := map[string]string{}
 	subs := p.settings.Captions == CaptionsTrack && len(p.cues) > 0
 	if subs {
@@ -160,6 +172,7 @@ func (p *Program) muxFile(pr Profile) Command {
 		args = append(args, "-map", "2:s")
 	}
 	args = append(args, "-c:v", "copy", "-c:a", "copy")
+	args = append(args, audioOut...)
 	out := path.Join(outDirName, OutputName(pr.Name))
 	if webm {
 		if subs {
@@ -181,7 +194,10 @@ func (p *Program) muxFile(pr Profile) Command {
 // muxAudio writes the encoded mix alone as an M4A file.
 func (p *Program) muxAudio() Command {
 	out := path.Join(outDirName, OutputName(ProfileAudio))
-	args := append(baseArgs(), "-i", aacFile, "-map", "0:a", "-c", "copy", "-movie_timescale", "48000", "-movflags", "+faststart", "-f", "mp4", out)
+	in, bsf := p.aacInput()
+	args := append(append(baseArgs(), in...), "-map", "0:a", "-c", "copy")
+	args = append(args, bsf...)
+	args = append(args, "-movie_timescale", "48000", "-movflags", "+faststart", "-f", "mp4", out)
 	return Command{Args: args, Outputs: []string{out}}
 }
 
@@ -195,15 +211,17 @@ func (p *Program) muxHLS(pr Profile) Command {
 		encs = append(encs, e)
 		args = append(args, concatInput(e)...)
 	}
-	args = append(args, "-i", aacFile)
+	audioIn, audioOut := p.aacInput()
+	args = append(args, audioIn...)
 	var streams []string
 	for i, e := range encs {
 		args = append(args, "-map", fmt.Sprintf("%d:v", i), "-map", fmt.Sprintf("%d:a", len(encs)))
 		streams = append(streams, fmt.Sprintf("v:%d,a:%d,name:%dp", i, i, e.Lines))
 	}
 	dir := path.Join(outDirName, path.Dir(OutputName(ProfileHLS)))
-	args = append(args, "-c", "copy",
-		"-f", "hls", "-hls_time", itoa(hlsSegmentSeconds), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments",
+	args = append(args, "-c", "copy")
+	args = append(args, audioOut...)
+	args = append(args, "-f", "hls", "-hls_time", itoa(hlsSegmentSeconds), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments",
 		"-hls_segment_type", "mpegts", "-hls_segment_filename", dir+"/%v/seg-%05d.ts",
 		"-master_pl_name", path.Base(OutputName(ProfileHLS)), "-var_stream_map", strings.Join(streams, " "),
 		dir+"/%v/index.m3u8")

@@ -74,6 +74,8 @@ type Settings struct {
 // (written into the work folder first), and what it produces.
 type Command struct {
 	Name string
+	// Args are FFmpeg's arguments; none for a step of Go work only (the
+	// AAC join).
 	Args []string
 	// Files maps a work-folder file name to its content.
 	Files map[string]string
@@ -85,7 +87,7 @@ type Command struct {
 	// measurement (the runner keeps FFmpeg's info messages for it).
 	Measure bool
 	// aacJoin are the encoded audio windows whose packets the runner joins
-	// (joinAACWindows) before running the command.
+	// (joinAACWindows) before running FFmpeg, if any.
 	aacJoin []aacChunk
 	// inputKeys are the reuse keys of the windows a command reads from the
 	// work folder (encoded audio windows read audio windows): part of its

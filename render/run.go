@@ -141,6 +141,9 @@ func (r *runner) run(ctx context.Context, c Command, progress func(done time.Dur
 			return "", fmt.Errorf("render: %s: %w", c.Name, err)
 		}
 	}
+	if len(c.Args) == 0 {
+		return "", nil // Go work only (the AAC join)
+	}
 	line := r.commandLine(c)
 	cmd := exec.CommandContext(ctx, line[0], line[1:]...)
 	cmd.Dir = r.dir
