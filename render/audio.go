@@ -114,25 +114,36 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 
 // mixLanes adds the mix of lanes over output samples [sa, sb) and returns
 // its pad: each lane's pieces within the span, silence between them, summed.
+// A lane heard in one piece is that piece's chain alone, its silence before
+// and after added by the chain (adelay, apad): the silences as sources and
+// their concat made the audio graph half again as large, and FFmpeg's
+// scheduler looks through every filter of a graph each time it runs one.
 func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 	var lanePads []string
 	for _, ln := range lanes {
+		var pieces []audioPiece
+		for _, pc := range ln.Pieces {
+			pc.s0, pc.s1 = max(pc.s0, sa), min(pc.s1, sb)
+			if pc.s1 > pc.s0 {
+				pieces = append(pieces, pc)
+			}
+		}
+		switch len(pieces) {
+		case 0:
+			continue // not heard in the span
+		case 1:
+			lanePads = append(lanePads, audioSource(g, s, &pieces[0], pieces[0].s0-sa, sb-pieces[0].s1))
+			continue
+		}
 		var segs []string
 		at := sa
-		for i := range ln.Pieces {
-			pc := ln.Pieces[i]
-			pc.s0, pc.s1 = max(pc.s0, sa), min(pc.s1, sb)
-			if pc.s1 <= pc.s0 {
-				continue
-			}
+		for i := range pieces {
+			pc := &pieces[i]
 			if pc.s0 > at {
 				segs = append(segs, silence(g, pc.s0-at))
 			}
-			segs = append(segs, audioSource(g, s, &pc))
+			segs = append(segs, audioSource(g, s, pc, 0, 0))
 			at = pc.s1
-		}
-		if len(segs) == 0 {
-			continue // not heard in the span
 		}
 		if sb > at {
 			segs = append(segs, silence(g, sb-at))
@@ -221,8 +232,9 @@ func silence(g *graph, n int64) string {
 
 // audioSource adds one piece: its input, trimmed in file time, placed by its
 // timestamps (holes become silence), stretched by 1/Speed, with its gain,
-// cut to its exact length. It returns the pad.
-func audioSource(g *graph, s *Settings, pc *audioPiece) string {
+// cut to its exact length, after lead samples of silence and before trail
+// more. It returns the pad.
+func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64) string {
 	speed := pc.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
 		speed = 1
@@ -257,7 +269,17 @@ func audioSource(g *graph, s *Settings, pc *audioPiece) string {
 	if pc.Gain != 0 {
 		filters = append(filters, "volume="+num(pc.Gain)+"dB")
 	}
-	filters = append(filters, fmt.Sprintf("apad=whole_len=%d", n), fmt.Sprintf("atrim=end_sample=%d", n))
+	if trail > 0 {
+		// Cut to at most its length, then padded to its length and the
+		// silence after it: the same samples as padding it to its length,
+		// cutting it there and adding the silence.
+		filters = append(filters, fmt.Sprintf("atrim=end_sample=%d", n), fmt.Sprintf("apad=whole_len=%d", n+trail))
+	} else {
+		filters = append(filters, fmt.Sprintf("apad=whole_len=%d", n), fmt.Sprintf("atrim=end_sample=%d", n))
+	}
+	if lead > 0 {
+		filters = append(filters, fmt.Sprintf("adelay=delays=%dS:all=1", lead))
+	}
 	pad := g.label("a")
 	g.chain([]string{fmt.Sprintf("%d:a", k)}, filters, pad)
 	return pad
