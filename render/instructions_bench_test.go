@@ -83,6 +83,10 @@ func BenchmarkInstructions(b *testing.B) {
 		byLib     map[string]int64
 		processes int
 		self      time.Duration
+		// frames is the video frames its output holds: the figures are
+		// per output second, and a hand-written command's output need not
+		// last the call (it ends with its inputs' last frames).
+		frames int64
 	}
 	arms := []*arm{
 		{name: "tapedeck render (mp4-720p, one job)", sess: ss},
@@ -93,7 +97,6 @@ func BenchmarkInstructions(b *testing.B) {
 			opts: render.Options{MaxJobDuration: window}},
 	}
 	armDir := func(a *arm) string { return filepath.Join(tools, fmt.Sprintf("arm-%d", slices.Index(arms, a)+1)) }
-	var d float64
 	// run runs a in its folder, with FFmpeg and ffprobe (ffmpeg-go runs it
 	// by name, so through PATH) wrapped to be counted; what an earlier run
 	// of a counted is dropped.
@@ -123,12 +126,14 @@ func BenchmarkInstructions(b *testing.B) {
 		if _, err := wrap("ffprobe", fp); err != nil {
 			return err
 		}
+		var out string
 		if a.hand != nil {
 			cmd := exec.Command(ffw, a.hand...)
 			cmd.Dir = dir
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%s: %v\n%s", a.name, err, out)
 			}
+			out = filepath.Join(dir, a.hand[len(a.hand)-1])
 		} else {
 			opts := a.opts
 			opts.OutDir, opts.FFmpeg, opts.Log = filepath.Join(dir, "out"), ffw, slog.New(slog.DiscardHandler)
@@ -145,7 +150,11 @@ func BenchmarkInstructions(b *testing.B) {
 				return err
 			}
 			a.self = self1 - self0
-			d = outs[0].Duration.Seconds()
+			out = outs[0].Path
+		}
+		// Counted by the real ffprobe, not the wrapped one.
+		if a.frames, err = videoFrames(fp, out); err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
 		}
 		a.byLib, a.processes, err = countedInstructions(counted)
 		return err
@@ -204,9 +213,6 @@ func BenchmarkInstructions(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if d == 0 {
-		d = length.Seconds() // no tapedeck arm picked
-	}
 
 	fmt.Printf("\ninstruction counts (valgrind callgrind, user space; FFmpeg and ffprobe): 4 participants (%dx%d VP8 + Opus,\n"+
 		"joining at %s), %s call, 720p30 H.264 High veryfast CRF 23 + AAC 128k\n", w, h, joinedAt(parts), length)
@@ -222,15 +228,16 @@ func BenchmarkInstructions(b *testing.B) {
 		if a.hand == nil {
 			self = fmt.Sprintf("   render's own process %.2f CPU s (not counted)", a.self.Seconds())
 		}
-		fmt.Printf("  %d. %-60s %8.2f G instructions  %6.3f G per output s  %3d processes%s\n", i+1, a.name, float64(total[i])/1e9,
-			float64(total[i])/1e9/d, a.processes, self)
+		fmt.Printf("  %d. %-60s %8.2f G instructions  %5d frames  %6.3f G per output s  %3d processes%s\n", i+1, a.name,
+			float64(total[i])/1e9, a.frames, float64(total[i])/1e9/outSeconds(a.frames), a.processes, self)
 	}
+	// The ratios are of instructions per output second.
 	ratio := func(name, metric string, x, y int) {
 		if total[x] == 0 || total[y] == 0 {
 			return
 		}
-		r := float64(total[x]) / float64(total[y])
-		fmt.Printf("  ratio %s: %.4f\n", name, r)
+		r := float64(total[x]) / outSeconds(arms[x].frames) / (float64(total[y]) / outSeconds(arms[y].frames))
+		fmt.Printf("  ratio per output second, %s: %.4f (of instructions: %.4f)\n", name, r, float64(total[x])/float64(total[y]))
 		b.ReportMetric(r, metric)
 	}
 	ratio("tapedeck / hand-written", "instr-ratio", 0, 1)
@@ -282,6 +289,23 @@ func BenchmarkInstructions(b *testing.B) {
 		fmt.Println()
 	}
 	fmt.Println()
+}
+
+// outSeconds is the length of frames at the benchmark's 30 fps.
+func outSeconds(frames int64) float64 { return float64(frames) / 30 }
+
+// videoFrames counts the video packets (frames) of an output with ffprobe.
+func videoFrames(ffprobe, path string) (int64, error) {
+	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
+		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		return 0, fmt.Errorf("ffprobe %s: %w", path, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("ffprobe %s: %q is not a frame count", path, out)
+	}
+	return n, nil
 }
 
 // selfCPU is the CPU time this process has used (user + sys); it is read
