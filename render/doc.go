@@ -15,8 +15,10 @@
 //     of FFmpeg's stderr.
 //
 // Both are plain Go: graph.go assembles filter graphs, os/exec runs FFmpeg.
-// ffmpeg-go is used in one place, probe.go, to run ffprobe on each output
-// before it is published (see the comment there for why no further).
+// ffmpeg-go is used in one place, probe.go, to run ffprobe on each WebM and
+// HLS output before it is published and on the files of an export (see the
+// comment there for why no further). MP4 and M4A outputs are checked from
+// their boxes, read in Go (mp4box.go), which spares an ffprobe start each.
 //
 // How a plan becomes video. Interval boundaries are quantized to output
 // frames (frame k is the instant k/fps; an interval shorter than a frame is
