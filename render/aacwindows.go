@@ -92,25 +92,51 @@ const aacJoinedFile = "aac-joined.adts"
 func (p *Program) aacWindowCommands(af []string) []Command {
 	var cmds []Command
 	for i, sp := range p.aacWindows {
-		var names []string
-		var durs []float64
-		for _, w := range sp.Windows {
-			sa, sb := samplesOfFrames(p.audioSpans[w].From, p.FPS), samplesOfFrames(p.audioSpans[w].To, p.FPS)
-			names = append(names, audioWindowFile(w))
-			durs = append(durs, float64(sb-sa)/sampleRate)
-		}
-		list := fmt.Sprintf("aac-%03d.ffconcat", i)
-		// The list starts with the first window read.
-		first := samplesOfFrames(p.audioSpans[sp.Windows[0]].From, p.FPS)
-		filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-first, sp.End-first), "asetpts=N/SR/TB"}
-		filters = append(filters, af...)
-		args := append(baseArgs(), "-f", "concat", "-safe", "0", "-i", list, "-af", strings.Join(filters, ","), "-vn",
-			"-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-ar", "48000", "-ac", "2", "-f", "adts", aacWindowFile(i))
+		in := p.aacWindowInput(i, af)
+		args := append(baseArgs(), in.in...)
+		args = append(args, "-af", in.filter, "-vn")
+		args = append(args, aacEncoderArgs()...)
+		args = append(args, "-f", "adts", aacWindowFile(i))
 		cmds = append(cmds, Command{Name: fmt.Sprintf("audio encode aac %d/%d", i+1, len(p.aacWindows)), Args: args,
-			Files: map[string]string{list: ffconcat(names, durs)}, Outputs: []string{aacWindowFile(i)},
+			Files: in.files, Outputs: []string{aacWindowFile(i)},
 			Duration: time.Duration(float64(sp.End-sp.Start) / sampleRate * float64(time.Second))})
 	}
 	return cmds
+}
+
+// aacWindowIn is what an encode of an encoded audio window reads: the input
+// options (the audio windows it spans, through the concat demuxer), the
+// audio filters (cut to what its encoder is fed, then the filters af) and
+// the files they name.
+type aacWindowIn struct {
+	in     []string
+	filter string
+	files  map[string]string
+}
+
+// aacWindowInput is what the encode of encoded audio window i reads, with
+// the filters af (the loudness gain).
+func (p *Program) aacWindowInput(i int, af []string) aacWindowIn {
+	sp := p.aacWindows[i]
+	var names []string
+	var durs []float64
+	for _, w := range sp.Windows {
+		sa, sb := samplesOfFrames(p.audioSpans[w].From, p.FPS), samplesOfFrames(p.audioSpans[w].To, p.FPS)
+		names = append(names, audioWindowFile(w))
+		durs = append(durs, float64(sb-sa)/sampleRate)
+	}
+	list := fmt.Sprintf("aac-%03d.ffconcat", i)
+	// The list starts with the first window read.
+	first := samplesOfFrames(p.audioSpans[sp.Windows[0]].From, p.FPS)
+	filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-first, sp.End-first), "asetpts=N/SR/TB"}
+	filters = append(filters, af...)
+	return aacWindowIn{in: []string{"-f", "concat", "-safe", "0", "-i", list}, filter: strings.Join(filters, ","),
+		files: map[string]string{list: ffconcat(names, durs)}}
+}
+
+// aacEncoderArgs are the AAC encoder's options.
+func aacEncoderArgs() []string {
+	return []string{"-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-ar", "48000", "-ac", "2"}
 }
 
 // aacJoin is the step that joins the encoded audio windows' packets

@@ -136,7 +136,7 @@ func TestAACWindows(t *testing.T) {
 	ctx := context.Background()
 	one := p.encodeMix("one pass", "one.m4a", nil, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4")
 	// Joined, then copied into an M4A as the muxes copy it.
-	cmds := append(p.aacWindowCommands(nil), p.aacJoin(), p.muxAudio(), one)
+	cmds := append(p.aacWindowCommands(nil), p.aacJoin(), p.muxAudio(nil), one)
 	m4a := filepath.Join(dir, outDirName, OutputName(ProfileAudio))
 	for _, c := range cmds {
 		if _, err := r.run(ctx, c, func(time.Duration) {}); err != nil {
@@ -227,6 +227,91 @@ func TestCopyFileOntoItsLink(t *testing.T) {
 	for path, want := range map[string]string{kept: "samples", work: "other samples"} {
 		if got, err := os.ReadFile(path); err != nil || string(got) != want {
 			t.Errorf("%s holds %q (%v), want %q", path, got, err, want)
+		}
+	}
+}
+
+// TestMuxEncodesAAC encodes the AAC of a mix in one encoded window in the
+// mux that carries it, and apart (encoded, joined, copied by the mux): the
+// two files hold the same packets (data, timestamps, durations, the
+// priming's skip) and decode to the same samples. Only the decoder
+// configuration differs: the encoder's own says "no SBR" in 3 more bytes
+// than the one made from the ADTS headers.
+func TestMuxEncodesAAC(t *testing.T) {
+	ff := ffmpegTool(t)
+	fps := timeline.Rational{Num: 30, Den: 1}
+	const frames = 190 // 6.33 s: not a whole number of AAC frames
+	total := samplesOfFrames(frames, fps)
+	p := &Program{Frames: frames, FPS: fps, profiles: []Profile{{Name: ProfileAudio, kind: kindAudio}},
+		audioSpans: []span{{0, frames}}}
+	p.aacWindows = aacWindowsOf([]int64{0}, total)
+	if !p.muxMayEncodeAAC() {
+		t.Fatal("one encoded window and the audio profile: the mux should be allowed to encode the AAC")
+	}
+	p.audioList = ffconcat([]string{audioWindowFile(0)}, []float64{float64(total) / sampleRate})
+	af := []string{"volume=-3dB"} // a loudness gain
+	src := floatBytes(speechLike(int(total), nil))
+	files := map[string]string{}
+	for _, apart := range []bool{true, false} {
+		dir := t.TempDir()
+		writeWAV(t, filepath.Join(dir, audioWindowFile(0)), wavFloat, 2, sampleRate, 32, src)
+		r := &runner{ffmpeg: ff, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		cmds := []Command{p.muxAudio(&aacByMux{filters: af})}
+		if apart {
+			cmds = append(p.aacWindowCommands(af), p.aacJoin(), p.muxAudio(nil))
+		}
+		for _, c := range cmds {
+			if _, err := r.run(t.Context(), c, func(time.Duration) {}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files[fmt.Sprint(apart)] = filepath.Join(dir, outDirName, OutputName(ProfileAudio))
+	}
+	apart, inMux := files["true"], files["false"]
+	packets := func(path string) string {
+		out, err := exec.Command(ff, "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", "0:a", "-c", "copy",
+			"-f", "framemd5", "-").Output()
+		if err != nil {
+			t.Fatalf("framemd5 %s: %v", path, err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(l, "#") { // the header: the extradata's checksum
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	pa, pm := packets(apart), packets(inMux)
+	if pa != pm {
+		t.Errorf("the packets differ:\napart:\n%s\nin the mux:\n%s", pa, pm)
+	}
+	if got, want := strings.Count("\n"+pm, "\n0,"), aacPackets(total); got != want {
+		t.Errorf("%d packets, want %d", got, want)
+	}
+	ja, jm := decodeAAC(t, apart), decodeAAC(t, inMux)
+	if len(ja) != len(jm) || maxErr(ja, jm, 0, int64(len(ja)/2)) != 0 {
+		t.Errorf("decoded: %d and %d samples, largest difference %g; want the same samples", len(ja)/2, len(jm)/2,
+			maxErr(ja, jm, 0, int64(len(ja)/2)))
+	}
+
+	// Which programs may.
+	mp4 := Profile{Name: ProfileMP4_720}
+	for _, c := range []struct {
+		name     string
+		windows  int
+		profiles []Profile
+		want     bool
+	}{
+		{"an MP4", 1, []Profile{mp4}, true},
+		{"an MP4 and a WebM (Opus)", 1, []Profile{mp4, {Name: ProfileWebM720, kind: kindWebM}}, true},
+		{"an MP4 and the M4A", 1, []Profile{mp4, {Name: ProfileAudio, kind: kindAudio}}, false},
+		{"HLS", 1, []Profile{{Name: ProfileHLS, kind: kindHLS}}, false},
+		{"two encoded windows", 2, []Profile{mp4}, false},
+	} {
+		q := &Program{profiles: c.profiles, aacWindows: make([]aacWindow, c.windows)}
+		if got := q.muxMayEncodeAAC(); got != c.want {
+			t.Errorf("%s: muxMayEncodeAAC %v, want %v", c.name, got, c.want)
 		}
 	}
 }

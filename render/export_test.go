@@ -139,3 +139,20 @@ func JointOutputs(ctx context.Context, plan *timeline.Plan, sessionDir string, p
 	}
 	return files, joints, nil
 }
+
+// MuxEncodingAAC is the mux that encodes the AAC itself, with the loudness
+// l's filters, when the program's AAC may be left to its mux (nil
+// otherwise): the golden files show it beside the encode and the copy.
+func (p *Program) MuxEncodingAAC(l Loudness) []Command {
+	if !p.muxMayEncodeAAC() {
+		return nil
+	}
+	var cmds []Command
+	for _, c := range p.muxes(&aacByMux{filters: loudnessFilters(&p.settings, l)}) {
+		if slices.Contains(c.Args, "aac") {
+			c.Name += ", encoding the AAC"
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
+}

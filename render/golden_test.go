@@ -79,6 +79,8 @@ func goldenText(p *render.Program, l render.Loudness) string {
 	}
 	cmds = append(append(cmds, p.Video...), p.AudioEncodes(l)...)
 	cmds = append(cmds, p.Mux()...)
+	// Without the encode and the join, when the mux may encode the AAC.
+	cmds = append(cmds, p.MuxEncodingAAC(l)...)
 	for _, c := range cmds {
 		b.WriteString("=== " + c.Name + " (" + c.Duration.String() + ")\n")
 		if len(c.Args) == 0 {
@@ -181,6 +183,10 @@ func TestGolden(t *testing.T) {
 		{"demo", demo, render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-720p", "hls"), FontFile: "/fonts/DejaVuSans.ttf",
 			MaxJobFrames: 1800, AudioWindows: true},
 			render.Loudness{I: -12, Peak: -0.5, LRA: 3, Measured: true}},
+		// One encoded audio window, one profile with AAC: the mux may
+		// encode it.
+		{"features-mux-aac", func(*testing.T) *timeline.Plan { return featurePlan() },
+			render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-360p"), AudioWindows: true}, measured},
 		{"audio-only", audioOnly, render.Settings{SessionDir: "/session", Profiles: mustProfiles(t, "mp4-720p")}, measured},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -104,10 +104,46 @@ func (p *Program) needsOpus() bool {
 	return slices.ContainsFunc(p.profiles, func(pr Profile) bool { return pr.kind == kindWebM })
 }
 
+// aacByMux is the AAC encoded by the one mux that carries it rather than
+// apart (Program.muxMayEncodeAAC), with the filters that bring the mix to
+// its loudness.
+type aacByMux struct {
+	filters []string
+}
+
+// muxMayEncodeAAC reports whether the program's AAC may be encoded by the
+// mux that carries it: the mix is one encoded audio window (a call of up to
+// one window) and one profile carries AAC, an MP4 or the M4A. Encoded
+// apart, its packets would go to that mux only, through a second FFmpeg
+// start (0.23 G instructions: a twentieth of a 10-s call's whole render).
+// The packets are the same: the same encoder fed the same samples, and
+// timed as the join times them (the priming before 0, the last packet
+// ending on the mix's last sample).
+func (p *Program) muxMayEncodeAAC() bool {
+	if len(p.aacWindows) != 1 {
+		return false
+	}
+	carriers := 0
+	for _, pr := range p.profiles {
+		switch pr.kind {
+		case kindWebM:
+		case kindHLS:
+			return false // its renditions each copy the AAC
+		default:
+			carriers++
+		}
+	}
+	return carriers == 1
+}
+
 // Mux returns the commands that produce the final outputs from the job
 // outputs and the encoded audio, by copying. They write under the work
 // folder's out/ (see OutputName).
-func (p *Program) Mux() []Command {
+func (p *Program) Mux() []Command { return p.muxes(nil) }
+
+// muxes are the Mux commands; with aac set, the one mux that carries the
+// AAC encodes it (muxMayEncodeAAC).
+func (p *Program) muxes(aac *aacByMux) []Command {
 	files := map[string]string{}
 	for _, e := range p.Encodings {
 		var names []string
@@ -123,11 +159,11 @@ func (p *Program) Mux() []Command {
 		var c Command
 		switch pr.kind {
 		case kindAudio:
-			c = p.muxAudio()
+			c = p.muxAudio(aac)
 		case kindHLS:
 			c = p.muxHLS(pr)
 		default:
-			c = p.muxFile(pr)
+			c = p.muxFile(pr, aac)
 		}
 		c.Name = "mux " + pr.Name
 		c.Duration = p.Duration
@@ -151,17 +187,19 @@ func concatInput(e Encoding) []string {
 }
 
 // muxFile muxes one MP4 or WebM file: the concatenated video and the
-// encoded audio, copied.
-func (p *Program) muxFile(pr Profile) Command {
+// encoded audio, copied, or the AAC encoded (aac set).
+func (p *Program) muxFile(pr Profile, aac *aacByMux) Command {
 	e, _ := encodingOf(p.Encodings, pr, pr.lines[0])
 	webm := pr.kind == kindWebM
-	audioIn, audioOut := p.aacInput()
+	files := map[string]string{}
+	var audio audioOpts
 	if webm {
-		audioIn, audioOut = []string{"-i", opusFile}, nil
+		audio = audioOpts{in: []string{"-i", opusFile}, out: []string{"-c:a", "copy"}}
+	} else {
+		audio = p.aacAudio(aac, files)
 	}
 	args := append(baseArgs(), concatInput(e)...)
-	args = append(args, audioIn...)
-	files := map[string]string{}
+	args = append(args, audio.in...)
 	subs := p.settings.Captions == CaptionsTrack && len(p.cues) > 0
 	if subs {
 		files["captions.srt"] = captionsSRT(p.cues)
@@ -171,8 +209,8 @@ func (p *Program) muxFile(pr Profile) Command {
 	if subs {
 		args = append(args, "-map", "2:s")
 	}
-	args = append(args, "-c:v", "copy", "-c:a", "copy")
-	args = append(args, audioOut...)
+	args = append(args, "-c:v", "copy")
+	args = append(args, audio.out...)
 	out := path.Join(outDirName, OutputName(pr.Name))
 	if webm {
 		if subs {
@@ -191,14 +229,37 @@ func (p *Program) muxFile(pr Profile) Command {
 	return Command{Args: args, Files: files, Outputs: []string{out}}
 }
 
-// muxAudio writes the encoded mix alone as an M4A file.
-func (p *Program) muxAudio() Command {
-	out := path.Join(outDirName, OutputName(ProfileAudio))
+// audioOpts is how a mux gets its audio: its input options, and the output
+// options that copy or encode it.
+type audioOpts struct {
+	in, out []string
+}
+
+// aacAudio is how a mux gets the AAC: encoded from the mix (aac set: the
+// one encoded audio window's input, its files added to files), or copied
+// (aacInput).
+func (p *Program) aacAudio(aac *aacByMux, files map[string]string) audioOpts {
+	if aac != nil {
+		w := p.aacWindowInput(0, aac.filters)
+		for name, body := range w.files {
+			files[name] = body
+		}
+		return audioOpts{in: w.in, out: append([]string{"-af", w.filter}, aacEncoderArgs()...)}
+	}
 	in, bsf := p.aacInput()
-	args := append(append(baseArgs(), in...), "-map", "0:a", "-c", "copy")
-	args = append(args, bsf...)
+	return audioOpts{in: in, out: append([]string{"-c:a", "copy"}, bsf...)}
+}
+
+// muxAudio writes the encoded mix alone as an M4A file, copied or encoded
+// (aac set).
+func (p *Program) muxAudio(aac *aacByMux) Command {
+	out := path.Join(outDirName, OutputName(ProfileAudio))
+	files := map[string]string{}
+	audio := p.aacAudio(aac, files)
+	args := append(append(baseArgs(), audio.in...), "-map", "0:a")
+	args = append(args, audio.out...)
 	args = append(args, "-movie_timescale", "48000", "-movflags", "+faststart", "-f", "mp4", out)
-	return Command{Args: args, Outputs: []string{out}}
+	return Command{Args: args, Files: files, Outputs: []string{out}}
 }
 
 // muxHLS writes the renditions as HLS (MPEG-TS segments of about

@@ -50,14 +50,15 @@ func Render(ctx context.Context, plan *timeline.Plan, sessionDir string, opts Op
 	for _, c := range prog.Mux() {
 		pr.add(c.Name, c.Duration, weightMux)
 	}
-	loud, err := runStage(ctx, r, prog, rn.keys, rn.audioKeys, opts.parallel(), pr)
+	audio, err := runStage(ctx, r, prog, rn.keys, rn.audioKeys, opts.parallel(), pr)
 	if err != nil {
 		return nil, err
 	}
+	loud := audio.loud
 	if loud.Measured {
 		log.Info("render: loudness measured", "integrated_lufs", loud.I, "sample_peak_dbfs", loud.Peak, "range_lu", loud.LRA)
 	}
-	for _, c := range prog.Mux() {
+	for _, c := range prog.muxes(audio.aac) {
 		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
 			return nil, err
 		}
@@ -186,9 +187,8 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 const audioPlaceQuantum = 0.0005
 
 // runStage runs the video jobs (parallel at a time) and, beside them, the
-// audio mix and its encodes; it returns the mix's loudness. The first
-// failure cancels the rest.
-func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []Command, parallel int, pr *progress) (Loudness, error) {
+// audio mix and its encodes (runAudio). The first failure cancels the rest.
+func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []Command, parallel int, pr *progress) (audioDone, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -215,26 +215,33 @@ func runStage(ctx context.Context, r *runner, prog *Program, keys, audioKeys []C
 			aw.joined[m.audio] = m
 		}
 	}
-	var loud Loudness
+	var done audioDone
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		l, err := runAudio(ctx, r, prog, aw, parallel, pr)
+		d, err := runAudio(ctx, r, prog, aw, parallel, pr)
 		if err != nil {
 			fail(err)
 			return
 		}
-		loud = l
+		done = d
 	}()
 	runWindows(ctx, r, prog.Video, keys, mixes, parallel, pr, fail, &wg)
 	wg.Wait()
 	if err := firstErr(); err != nil {
-		return Loudness{}, err
+		return audioDone{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Loudness{}, fmt.Errorf("render: %w", context.Cause(ctx))
+		return audioDone{}, fmt.Errorf("render: %w", context.Cause(ctx))
 	}
-	return loud, nil
+	return done, nil
+}
+
+// audioDone is what runAudio did: the mix's loudness, and the AAC left to
+// the mux that carries it (nil: encoded, for the muxes to copy).
+type audioDone struct {
+	loud Loudness
+	aac  *aacByMux
 }
 
 // audioWork is what runStage found of the audio windows before the jobs
@@ -251,20 +258,21 @@ type audioWork struct {
 // command, or windows one after the other, cheap beside the video, each
 // measured as it is done; those joined are drawn by their video jobs), then
 // the encodes with the gain of the loudness measured, the encoded audio
-// windows parallel at a time. It returns that loudness.
-func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, parallel int, pr *progress) (Loudness, error) {
+// windows parallel at a time. The AAC of a mix in one encoded window, not
+// kept, that one mux carries is left to that mux (muxMayEncodeAAC).
+func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, parallel int, pr *progress) (audioDone, error) {
 	s, keys := &prog.settings, aw.keys
 	var loud Loudness
 	if len(prog.AudioWindows) == 0 {
 		c := prog.Audio
 		stderr, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) })
 		if err != nil {
-			return Loudness{}, err
+			return audioDone{}, err
 		}
 		pr.update(c.Name, c.Duration)
 		if c.Measure {
 			if loud, err = parseLoudness(stderr); err != nil {
-				return Loudness{}, fmt.Errorf("render: %s: %w", c.Name, err)
+				return audioDone{}, fmt.Errorf("render: %s: %w", c.Name, err)
 			}
 		}
 	}
@@ -278,20 +286,20 @@ func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, paral
 	for i, c := range prog.AudioWindows {
 		if m := aw.joined[i]; m != nil {
 			if err := waitJoint(ctx, m); err != nil {
-				return Loudness{}, err
+				return audioDone{}, err
 			}
 		} else if b := aw.summaries[i]; b != nil {
 			blocks[i] = *b
 			pr.update(c.Name, c.Duration)
 			continue
 		} else if err := r.runKeyed(ctx, c, keys[i], pr); err != nil {
-			return Loudness{}, err
+			return audioDone{}, err
 		}
 		here[i] = true
 		if !s.LoudnessOff {
 			b, err := r.windowBlocks(ctx, prog, i, keys[i])
 			if err != nil {
-				return Loudness{}, err
+				return audioDone{}, err
 			}
 			blocks[i] = b
 		}
@@ -305,6 +313,7 @@ func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, paral
 	need := make([]bool, len(prog.AudioWindows))
 	n := len(prog.aacWindows)
 	var aacKeyCmds []Command
+	var done audioDone
 	if n > 0 {
 		aacKeyCmds = aacKeys(prog, cmds[:n], keys)
 		for k := range n {
@@ -313,6 +322,11 @@ func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, paral
 			}
 			for _, w := range prog.aacWindows[k].Windows {
 				need[w] = true
+			}
+			if prog.muxMayEncodeAAC() {
+				// Left to the mux, which reads the same mixes: the encode
+				// and the join are skipped.
+				done.aac = &aacByMux{filters: loudnessFilters(s, loud)}
 			}
 		}
 	}
@@ -327,24 +341,32 @@ func runAudio(ctx context.Context, r *runner, prog *Program, aw audioWork, paral
 		if need[w] && !here[w] {
 			// Its progress was counted with its loudness.
 			if err := r.runKeyed(ctx, prog.AudioWindows[w], keys[w], nil); err != nil {
-				return Loudness{}, err
+				return audioDone{}, err
 			}
 		}
 	}
-	if n > 0 {
+	switch {
+	case done.aac != nil:
+		// The encode and the join (cmds[:n+1]) are the mux's.
+		for _, c := range cmds[:n+1] {
+			pr.update(c.Name, c.Duration)
+		}
+		cmds = cmds[n+1:]
+	case n > 0:
 		// The encoded windows, parallel at a time, then the rest.
 		if err := runAllWindows(ctx, r, cmds[:n], aacKeyCmds, nil, parallel, pr); err != nil {
-			return Loudness{}, fmt.Errorf("render: %w", err)
+			return audioDone{}, fmt.Errorf("render: %w", err)
 		}
 		cmds = cmds[n:]
 	}
 	for _, c := range cmds {
 		if _, err := r.run(ctx, c, func(d time.Duration) { pr.update(c.Name, d) }); err != nil {
-			return Loudness{}, err
+			return audioDone{}, err
 		}
 		pr.update(c.Name, c.Duration)
 	}
-	return loud, nil
+	done.loud = loud
+	return done, nil
 }
 
 // failFirst returns fail, which keeps the first error it is given and
