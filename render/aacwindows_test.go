@@ -251,13 +251,13 @@ func TestMuxEncodesAAC(t *testing.T) {
 	p.audioList = ffconcat([]string{audioWindowFile(0)}, []float64{float64(total) / sampleRate})
 	af := []string{"volume=-3dB"} // a loudness gain
 	src := floatBytes(speechLike(int(total), nil))
-	files := map[string]string{}
-	for _, apart := range []bool{true, false} {
+	var apart, inMux string // the M4A of each way
+	for _, encodeApart := range []bool{true, false} {
 		dir := t.TempDir()
 		writeWAV(t, filepath.Join(dir, audioWindowFile(0)), wavFloat, 2, sampleRate, 32, src)
 		r := &runner{ffmpeg: ff, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		cmds := []Command{p.muxAudio(&aacByMux{filters: af})}
-		if apart {
+		if encodeApart {
 			cmds = append(p.aacWindowCommands(af), p.aacJoin(), p.muxAudio(nil))
 		}
 		for _, c := range cmds {
@@ -265,9 +265,13 @@ func TestMuxEncodesAAC(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		files[fmt.Sprint(apart)] = filepath.Join(dir, outDirName, OutputName(ProfileAudio))
+		m4a := filepath.Join(dir, outDirName, OutputName(ProfileAudio))
+		if encodeApart {
+			apart = m4a
+		} else {
+			inMux = m4a
+		}
 	}
-	apart, inMux := files["true"], files["false"]
 	packets := func(path string) string {
 		out, err := exec.Command(ff, "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", "0:a", "-c", "copy",
 			"-f", "framemd5", "-").Output()

@@ -147,9 +147,10 @@ func (p *Program) MuxEncodingAAC(l Loudness) []Command {
 	if !p.muxMayEncodeAAC() {
 		return nil
 	}
+	copying := p.Mux()
 	var cmds []Command
-	for _, c := range p.muxes(&aacByMux{filters: loudnessFilters(&p.settings, l)}) {
-		if slices.Contains(c.Args, "aac") {
+	for i, c := range p.muxes(&aacByMux{filters: loudnessFilters(&p.settings, l)}) {
+		if !slices.Equal(c.Args, copying[i].Args) { // the one that encodes
 			c.Name += ", encoding the AAC"
 			cmds = append(cmds, c)
 		}

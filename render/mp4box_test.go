@@ -53,6 +53,16 @@ func mp4Clip(t testing.TB, dir, name string, video, audio float64, subs, faststa
 	return path
 }
 
+// mp4ClipBytes is mp4Clip's file, read.
+func mp4ClipBytes(t testing.TB, dir, name string, video, audio float64, subs, faststart bool) []byte {
+	t.Helper()
+	data, err := os.ReadFile(mp4Clip(t, dir, name, video, audio, subs, faststart))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // ffprobeDuration is ffprobe's format duration of a file.
 func ffprobeDuration(t testing.TB, path string) float64 {
 	t.Helper()
@@ -244,10 +254,7 @@ func TestReadMP4(t *testing.T) {
 func TestReadMP4Forms(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	orig, err := os.ReadFile(mp4Clip(t, dir, "end.mp4", 1.3, 1.234, false, false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := mp4ClipBytes(t, dir, "end.mp4", 1.3, 1.234, false, false)
 	base, err := readBytes(orig)
 	if err != nil {
 		t.Fatal(err)
@@ -331,14 +338,8 @@ func TestReadMP4Forms(t *testing.T) {
 func TestReadMP4Errors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	end, err := os.ReadFile(mp4Clip(t, dir, "end.mp4", 1, 1, false, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast, err := os.ReadFile(mp4Clip(t, dir, "fast.mp4", 1, 1, false, true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	end := mp4ClipBytes(t, dir, "end.mp4", 1, 1, false, false)
+	fast := mp4ClipBytes(t, dir, "fast.mp4", 1, 1, false, true)
 	put32 := func(d []byte, off int, v uint32) []byte {
 		d = slices.Clone(d)
 		binary.BigEndian.PutUint32(d[off:], v)
@@ -409,10 +410,7 @@ func TestReadMP4NoPanic(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, fast := range []bool{false, true} {
-		data, err := os.ReadFile(mp4Clip(t, dir, fmt.Sprintf("clip-%v.mp4", fast), 0.3, 0.3, true, fast))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := mp4ClipBytes(t, dir, fmt.Sprintf("clip-%v.mp4", fast), 0.3, 0.3, true, fast)
 		moov := findBox(t, data, "moov")
 		ends := topBoxEnds(t, data)
 		for n := range len(data) {
@@ -442,10 +440,7 @@ func TestReadMP4NoPanic(t *testing.T) {
 // FuzzReadMP4 reads arbitrary bytes, starting from FFmpeg's MP4 and a built
 // one: it must not panic, and what reads without error must be sane.
 func FuzzReadMP4(f *testing.F) {
-	data, err := os.ReadFile(mp4Clip(f, f.TempDir(), "clip.mp4", 0.2, 0.2, true, true))
-	if err != nil {
-		f.Fatal(err)
-	}
+	data := mp4ClipBytes(f, f.TempDir(), "clip.mp4", 0.2, 0.2, true, true)
 	f.Add(data)
 	f.Add(slices.Concat(mkbox("ftyp", []byte("isom")), mkbox("moov", mvhdV1(48000, 96000), builtTrak("soun", "mp4a")),
 		[]byte{0, 0, 0, 0, 'm', 'd', 'a', 't', 1, 2, 3}))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os/exec"
 	"slices"
 	"strconv"
 )
@@ -61,7 +60,7 @@ func verifyMP4(o Output, p Profile, prog *Program) error {
 // WebM, H.264 and AAC in HLS (the master playlist, which ffprobe follows to
 // its renditions). It does nothing when ffprobe is not installed.
 func verifyProbed(ctx context.Context, o Output, p Profile, prog *Program) error {
-	if _, err := exec.LookPath("ffprobe"); err != nil {
+	if !haveFFprobe() {
 		return nil
 	}
 	info, err := probeFile(ctx, o.Path)
