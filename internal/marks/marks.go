@@ -395,3 +395,42 @@ func Slope(x, y []float64) float64 {
 	}
 	return s[len(s)/2]
 }
+
+// Lag is how many samples later b holds what a holds around sample at: the
+// shift l in [-maxLag, maxLag] that best correlates a[at-before:at+after]
+// with b[at-before+l:at+after+l] (normalized), and that correlation. It is
+// how two renders of the same tone burst are compared: an onset found at
+// half the burst's peak moves by whole periods of the tone when two
+// participants' bursts overlap and the renders differ in amplitude by a
+// few percent (a kept AAC window's, say), while the correlation of the
+// stretch does not. The stretch should hold the burst's edges, which tell
+// the lag apart from the tone's period; it is cut to a's samples. The
+// correlation is NaN where a or b is silent throughout.
+func Lag(a, b []float64, at, before, after, maxLag int) (lag int, corr float64) {
+	lo, hi := max(0, at-before), min(len(a), at+after)
+	var ea float64
+	for _, v := range a[lo:hi] {
+		ea += v * v
+	}
+	corr = math.Inf(-1)
+	for l := -maxLag; l <= maxLag; l++ {
+		if lo+l < 0 || hi+l > len(b) {
+			continue
+		}
+		var c, eb float64
+		for i := lo; i < hi; i++ {
+			c += a[i] * b[i+l]
+			eb += b[i+l] * b[i+l]
+		}
+		if ea == 0 || eb == 0 {
+			continue
+		}
+		if c /= math.Sqrt(ea * eb); c > corr {
+			lag, corr = l, c
+		}
+	}
+	if math.IsInf(corr, -1) {
+		return 0, math.NaN()
+	}
+	return lag, corr
+}
