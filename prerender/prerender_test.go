@@ -107,9 +107,11 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 		},
 	}, log)
 
+	// Mark periods that differ, so that participants' tones seldom overlap.
+	periods := map[string]time.Duration{"alice": 1040 * time.Millisecond, "bob": 1320 * time.Millisecond, "carol": 1160 * time.Millisecond}
 	cfg := func(name, video string, d, offset time.Duration) publisher.Config {
 		return publisher.Config{Endpoint: srv.Base + "/whip/progressive", Participant: name, Video: video, Audio: true, Duration: d,
-			Width: 320, Height: 240, FPS: 25, MarkPeriod: 1040 * time.Millisecond, Bitrate: 400_000, ClockOffset: offset,
+			Width: 320, Height: 240, FPS: 25, MarkPeriod: periods[name], Bitrate: 400_000, ClockOffset: offset,
 			Seed: int64(len(name))}
 	}
 	type run struct {
@@ -266,12 +268,20 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	// A kept audio window may hold its sources up to 0.5 ms from the final
 	// placement at its start and 1 ms at its end (the reuse keys' cells of
 	// placement and rate: snapPlacement). Each tone of the post-call
-	// composite is looked for in the progressive one by correlation (from
-	// 20 ms before its onset to 60 ms after), not by its onset: where two
-	// participants' tones overlap, the onset found moves by whole periods
-	// of the tone with the AAC's few percent of difference (marks.Lag).
+	// composite heard alone is looked for in the progressive one by
+	// correlation (from 20 ms before its onset to 60 ms after), not by its
+	// onset, which moves by whole periods of the tone with the AAC's few
+	// percent of difference (marks.Lag). Where two participants' tones
+	// overlap (their mark periods differ, so rarely), half a millisecond
+	// of one against the other is half a period of the 1 kHz tone: the
+	// sum, and any measure of it, changes (marks.Alone); those are counted.
 	var maxD float64
+	var alone int
 	for i, at := range tb {
+		if !marks.Alone(pb, int(at*48000), 1920, 2880, 0.02) {
+			continue
+		}
+		alone++
 		lag, corr := marks.Lag(pb, pa, int(at*48000), 960, 2880, 480)
 		d := math.Abs(float64(lag)) / 48000
 		maxD = max(maxD, d)
@@ -279,12 +289,16 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 			t.Errorf("tone %d at %.4f s in the post-call composite: %+.2f ms in the progressive one (correlation %.4f)", i, at, float64(lag)/48, corr)
 		}
 	}
-	same, total := sameFrames(t, got, want)
-	t.Logf("%d frames, %d of them identical in both composites; flashes and %d tones at the same instants (within %.2f ms)", total, same, len(ta), maxD*1000)
+	if alone < 8 {
+		t.Errorf("%d of the %d tones heard alone, want at least 8", alone, len(tb))
+	}
+	same, total, differ := sameFrames(t, got, want)
+	t.Logf("%d frames, %d of them identical in both composites; flashes, and %d of %d tones (those heard alone) at the same instants (within %.2f ms)",
+		total, same, alone, len(ta), maxD*1000)
 	// A window drawn during the call is taken only when it is the very job
 	// the final sync model makes: every frame the same.
 	if !regionsLayout && same != total {
-		t.Errorf("%d of %d frames identical in both composites, want all", same, total)
+		t.Errorf("%d of %d frames identical in both composites, want all (frames %v differ)", same, total, differ)
 	}
 }
 
@@ -314,16 +328,28 @@ func flashes(t *testing.T, path string, r [4]int) []string {
 	return out
 }
 
-// sameFrames counts the frames that decode identically in a and b.
-func sameFrames(t *testing.T, a, b string) (same, total int) {
+// sameFrames counts the frames that decode identically in a and b, and
+// lists the runs of frames that do not ("120-179").
+func sameFrames(t *testing.T, a, b string) (same, total int, differ []string) {
 	t.Helper()
 	ha, hb := frameMD5(t, a), frameMD5(t, b)
-	for i := range min(len(ha), len(hb)) {
-		if ha[i] == hb[i] {
+	total = max(len(ha), len(hb))
+	from := -1
+	for i := range total + 1 {
+		if i < min(len(ha), len(hb)) && ha[i] == hb[i] {
 			same++
+		} else if i < total && from < 0 {
+			from = i
+			continue
+		} else if i < total {
+			continue
+		}
+		if from >= 0 {
+			differ = append(differ, fmt.Sprintf("%d-%d", from, i-1))
+			from = -1
 		}
 	}
-	return same, max(len(ha), len(hb))
+	return same, total, differ
 }
 
 func frameMD5(t *testing.T, path string) []string {

@@ -434,3 +434,22 @@ func Lag(a, b []float64, at, before, after, maxLag int) (lag int, corr float64) 
 	}
 	return lag, corr
 }
+
+// Alone reports whether the tone burst of n samples with its onset at
+// sample at is heard alone in s: below quiet for guard samples before it
+// and after it (each beyond a margin of 5 ms). Where two participants'
+// bursts overlap, a placement that moves one by a fraction of the tone's
+// period turns their sum from constructive to destructive: such a stretch
+// is compared by neither its onset nor its correlation (Lag).
+func Alone(s []float64, at, n, guard int, quiet float64) bool {
+	const margin = 240 // 5 ms
+	loud := func(from, to int) bool {
+		for i := max(0, from); i < min(len(s), to); i++ {
+			if math.Abs(s[i]) >= quiet {
+				return true
+			}
+		}
+		return false
+	}
+	return !loud(at-margin-guard, at-margin) && !loud(at+n+margin, at+n+margin+guard)
+}

@@ -67,3 +67,22 @@ func TestLagOverlap(t *testing.T) {
 		t.Errorf("Lag %d samples (correlation %.4f), want 0", lag, corr)
 	}
 }
+
+func TestAlone(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		s    []float64
+		at   int
+		want bool
+	}{
+		{"alone", burst(48000, 10000, 0.5, -1, 0), 10000, true},
+		{"another 30 ms later", burst(48000, 10000, 0.5, 11440, 0.5), 10000, false},
+		{"another 50 ms before", burst(48000, 10000, 0.5, 7600, 0.5), 10000, false},
+		{"another 200 ms later", burst(48000, 10000, 0.5, 19600, 0.5), 10000, true},
+		{"at the start", burst(48000, 100, 0.5, -1, 0), 100, true},
+	} {
+		if got := Alone(c.s, c.at, 1920, 2880, 0.02); got != c.want {
+			t.Errorf("%s: Alone = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
