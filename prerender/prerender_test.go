@@ -63,7 +63,10 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the windows did, told when the composites differ.
+	windowsLog := &lineFilter{keep: []string{`msg="prerender:`, `msg="render: window`, `msg="render: started`}}
 	log := testLogger(t)
+	rlog := slog.New(slog.NewMultiHandler(log.Handler(), slog.NewTextHandler(windowsLog, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	dir, dataDir := t.TempDir(), ""
 	if k := os.Getenv("TAPEDECK_TEST_KEEP"); k != "" {
 		// Kept for inspection: the session, the windows, the composites.
@@ -78,7 +81,7 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: edits, Reuse: reuse, Nice: 10, Log: log,
+	opts := render.Options{Profiles: []string{render.ProfileMP4_360}, Edits: edits, Reuse: reuse, Nice: 10, Log: rlog,
 		MaxJobDuration: 2 * time.Second}
 	pr, err := prerender.New(prerender.Config{
 		Window: 2 * time.Second, Every: 500 * time.Millisecond, Margin: 500 * time.Millisecond,
@@ -88,7 +91,7 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 			o.OutDir = filepath.Join(dir, "prerender")
 			return o, true
 		},
-		Log: log,
+		Log: rlog,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -298,8 +301,33 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	// A window drawn during the call is taken only when it is the very job
 	// the final sync model makes: every frame the same.
 	if !regionsLayout && same != total {
-		t.Errorf("%d of %d frames identical in both composites, want all (frames %v differ)", same, total, differ)
+		t.Errorf("%d of %d frames identical in both composites, want all (frames %v differ); the windows:\n%s", same, total, differ, windowsLog)
 	}
+}
+
+// lineFilter keeps the lines written to it that hold one of keep.
+type lineFilter struct {
+	keep []string
+	mu   sync.Mutex
+	b    strings.Builder
+}
+
+func (f *lineFilter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range f.keep {
+		if strings.Contains(string(p), k) {
+			f.b.Write(p)
+			break
+		}
+	}
+	return len(p), nil
+}
+
+func (f *lineFilter) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.b.String()
 }
 
 // keptWindows lists the windows kept in a reuse folder.
