@@ -1,6 +1,7 @@
 package prerender_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -281,15 +282,14 @@ func progressiveCall(t *testing.T, editsName, editsText string, regionsLayout bo
 	var maxD float64
 	var alone int
 	for i, at := range tb {
-		if !marks.Alone(pb, int(at*48000), 1920, 2880, 0.02) {
+		if !marks.ToneAlone(pb, at) {
 			continue
 		}
 		alone++
-		lag, corr := marks.Lag(pb, pa, int(at*48000), 960, 2880, 480)
-		d := math.Abs(float64(lag)) / 48000
-		maxD = max(maxD, d)
-		if d > 0.0015 || !(corr > 0.9) {
-			t.Errorf("tone %d at %.4f s in the post-call composite: %+.2f ms in the progressive one (correlation %.4f)", i, at, float64(lag)/48, corr)
+		lag, corr := marks.ToneLag(pb, pa, at)
+		maxD = max(maxD, math.Abs(lag))
+		if math.Abs(lag) > 0.0015 || !(corr > 0.9) {
+			t.Errorf("tone %d at %.4f s in the post-call composite: %+.2f ms in the progressive one (correlation %.4f)", i, at, lag*1000, corr)
 		}
 	}
 	if alone < 8 {
@@ -316,7 +316,7 @@ func (f *lineFilter) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, k := range f.keep {
-		if strings.Contains(string(p), k) {
+		if bytes.Contains(p, []byte(k)) {
 			f.b.Write(p)
 			break
 		}
@@ -362,20 +362,19 @@ func sameFrames(t *testing.T, a, b string) (same, total int, differ []string) {
 	t.Helper()
 	ha, hb := frameMD5(t, a), frameMD5(t, b)
 	total = max(len(ha), len(hb))
-	from := -1
-	for i := range total + 1 {
+	from := -1 // the first frame of a run that differs
+	for i := range total {
 		if i < min(len(ha), len(hb)) && ha[i] == hb[i] {
 			same++
-		} else if i < total && from < 0 {
+			if from >= 0 {
+				differ, from = append(differ, fmt.Sprintf("%d-%d", from, i-1)), -1
+			}
+		} else if from < 0 {
 			from = i
-			continue
-		} else if i < total {
-			continue
 		}
-		if from >= 0 {
-			differ = append(differ, fmt.Sprintf("%d-%d", from, i-1))
-			from = -1
-		}
+	}
+	if from >= 0 {
+		differ = append(differ, fmt.Sprintf("%d-%d", from, total-1))
 	}
 	return same, total, differ
 }

@@ -136,9 +136,8 @@ func TestBrowserProgressive(t *testing.T) {
 	// peak, moves with the AAC's few percent of difference.
 	var worst float64
 	for i, at := range bb {
-		lag, corr := marks.Lag(pb, pa, int(at*48000), 960, 2880, 480)
-		d := math.Abs(float64(lag)) / 48000
-		worst = max(worst, d)
+		lag, corr := marks.ToneLag(pb, pa, at)
+		worst = max(worst, math.Abs(lag))
 		if !(corr > 0.9) {
 			t.Errorf("beep %d at %.3f s in the plain render: correlation %.4f with the call's windows' render", i, at, corr)
 		}

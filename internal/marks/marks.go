@@ -412,6 +412,9 @@ func Lag(a, b []float64, at, before, after, maxLag int) (lag int, corr float64) 
 	for _, v := range a[lo:hi] {
 		ea += v * v
 	}
+	if ea == 0 {
+		return 0, math.NaN()
+	}
 	corr = math.Inf(-1)
 	for l := -maxLag; l <= maxLag; l++ {
 		if lo+l < 0 || hi+l > len(b) {
@@ -422,7 +425,7 @@ func Lag(a, b []float64, at, before, after, maxLag int) (lag int, corr float64) 
 			c += a[i] * b[i+l]
 			eb += b[i+l] * b[i+l]
 		}
-		if ea == 0 || eb == 0 {
+		if eb == 0 {
 			continue
 		}
 		if c /= math.Sqrt(ea * eb); c > corr {
@@ -452,4 +455,29 @@ func Alone(s []float64, at, n, guard int, quiet float64) bool {
 		return false
 	}
 	return !loud(at-margin-guard, at-margin) && !loud(at+n+margin, at+n+margin+guard)
+}
+
+// The stretch the tone helpers look at around a burst's onset: the burst
+// (40 ms), 20 ms before it, 20 ms after it, and shifts of up to 10 ms.
+const (
+	toneBurst  = 1920
+	toneBefore = 960
+	toneAfter  = 2880
+	toneGuard  = 2880
+	toneMaxLag = 480
+)
+
+// ToneLag is how much later (seconds) b holds the tone burst whose onset
+// is at onset seconds in a, 48 kHz samples both, and the correlation of
+// the two stretches (Lag).
+func ToneLag(a, b []float64, onset float64) (lag, corr float64) {
+	l, c := Lag(a, b, int(onset*48000), toneBefore, toneAfter, toneMaxLag)
+	return float64(l) / 48000, c
+}
+
+// ToneAlone reports whether the tone burst with its onset at onset seconds
+// in s (48 kHz) is heard alone: quiet for 60 ms before and after it
+// (Alone).
+func ToneAlone(s []float64, onset float64) bool {
+	return Alone(s, int(onset*48000), toneBurst, toneGuard, 0.02)
 }

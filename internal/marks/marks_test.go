@@ -40,6 +40,9 @@ func TestLag(t *testing.T) {
 	if lag, corr := Lag(a, b, 200, 960, 2880, 480); lag != 24 || corr < 0.999 {
 		t.Errorf("a burst at the start: lag %d (correlation %.4f), want 24", lag, corr)
 	}
+	if lag, corr := ToneLag(a, b, 200.0/48000); lag != 24.0/48000 || corr < 0.999 {
+		t.Errorf("ToneLag: %v s (correlation %.4f), want 24 samples", lag, corr)
+	}
 	// Silence: no lag.
 	if _, corr := Lag(a, a, 8000, 960, 100, 48); !math.IsNaN(corr) {
 		t.Errorf("a silent stretch: correlation %v, want NaN", corr)
@@ -83,6 +86,9 @@ func TestAlone(t *testing.T) {
 	} {
 		if got := Alone(c.s, c.at, 1920, 2880, 0.02); got != c.want {
 			t.Errorf("%s: Alone = %v, want %v", c.name, got, c.want)
+		}
+		if got := ToneAlone(c.s, float64(c.at)/48000); got != c.want {
+			t.Errorf("%s: ToneAlone = %v, want %v", c.name, got, c.want)
 		}
 	}
 }
