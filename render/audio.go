@@ -132,7 +132,7 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 		case 0:
 			continue // not heard in the span
 		case 1:
-			lanePads = append(lanePads, audioSource(g, s, &pieces[0], pieces[0].s0-sa, sb-pieces[0].s1))
+			lanePads = append(lanePads, audioSource(g, s, &pieces[0], pieces[0].s0-sa, sb-pieces[0].s1, false))
 			continue
 		}
 		var segs []string
@@ -142,7 +142,7 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 			if pc.s0 > at {
 				segs = append(segs, silence(g, pc.s0-at))
 			}
-			segs = append(segs, audioSource(g, s, pc, 0, 0))
+			segs = append(segs, audioSource(g, s, pc, 0, 0, true))
 			at = pc.s1
 		}
 		if sb > at {
@@ -234,7 +234,15 @@ func silence(g *graph, n int64) string {
 // timestamps (holes become silence), stretched by 1/Speed, with its gain,
 // cut to its exact length, after lead samples of silence and before trail
 // more. It returns the pad.
-func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64) string {
+//
+// A piece may begin after its file's last sample: the plan ends a segment
+// at its last packet plus the mean interval between its frames, which lost
+// packets lengthen, and a window can start in between. Its chain then gets
+// no audio, and apad's silence comes without timestamps; concat refuses
+// such frames (FFmpeg 5.1 logs "Error while filtering" and ends the output
+// early, yet exits 0), so a piece for concat (joined) is timed by its
+// sample count, which is what its timestamps are whenever it has audio.
+func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joined bool) string {
 	speed := pc.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
 		speed = 1
@@ -276,6 +284,9 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64) strin
 		filters = append(filters, fmt.Sprintf("atrim=end_sample=%d", n), fmt.Sprintf("apad=whole_len=%d", n+trail))
 	} else {
 		filters = append(filters, fmt.Sprintf("apad=whole_len=%d", n), fmt.Sprintf("atrim=end_sample=%d", n))
+	}
+	if joined {
+		filters = append(filters, "asetpts=N/SR/TB")
 	}
 	if lead > 0 {
 		filters = append(filters, fmt.Sprintf("adelay=delays=%dS:all=1", lead))

@@ -68,6 +68,12 @@ type runner struct {
 	build *ffmpegBuild
 }
 
+// filteringError starts what FFmpeg logs when a filter graph fails while
+// it runs; errFilteringFailed stands for the exit status it does not give.
+const filteringError = "Error while filtering"
+
+var errFilteringFailed = errors.New("exit status 0, but the filter graph failed, and the output is cut short")
+
 // stderrKeep is how much of FFmpeg's stderr is kept for error messages (and
 // for the loudness measurement).
 const stderrKeep = 16 << 10
@@ -179,6 +185,11 @@ func (r *runner) run(ctx context.Context, c Command, progress func(done time.Dur
 	}
 	readProgress(stdout, progress)
 	err = cmd.Wait()
+	if err == nil && strings.Contains(stderr.String(), filteringError) {
+		// FFmpeg 5.1 stops filtering on such an error, writes what it has
+		// and exits 0: the output is short.
+		err = errFilteringFailed
+	}
 	if err == nil {
 		st := cmd.ProcessState
 		r.log.Debug("render: ffmpeg done", "step", c.Name, "took", time.Since(start).Round(time.Millisecond),

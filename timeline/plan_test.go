@@ -580,3 +580,30 @@ func TestPlanResolutionChange(t *testing.T) {
 		t.Errorf("interval after the change starts at %v, want 3s", iv.RecStart)
 	}
 }
+
+// TestPlanAudioLostPackets: an audio segment ends with its last packet's
+// frame. The frame's length is the mean interval between packets, and the
+// lost ones count: with 8 of 250 lost, counting only those received ran
+// the segment 0.65 ms past its file's last sample (the demo's case).
+func TestPlanAudioLostPackets(t *testing.T) {
+	m := mkManifest(tp{id: "a", pubs: [][2]float64{{1, 6}}, noVideo: true})
+	sg := &m.Lanes[0].Tracks[0].Segments[0]
+	if got, want := sg.Frames, int64(250); got != want {
+		t.Fatalf("the test's segment has %d frames, want %d", got, want)
+	}
+	sg.Frames, sg.Packets, sg.Lost = sg.Frames-8, sg.Packets-8, 8
+	p := mustPlan(t, m, nil, PlanOptions{})
+	var end time.Duration
+	var fileEnd float64
+	for _, iv := range p.Intervals {
+		for _, a := range iv.Audio {
+			end, fileEnd = iv.RecEnd, a.Source.FileEnd
+		}
+	}
+	if got, want := end, 6*time.Second; (got - want).Abs() > time.Microsecond {
+		t.Errorf("the audio ends at %v, want %v", got, want)
+	}
+	if got, want := fileEnd, 5.0; math.Abs(got-want) > 1e-6 {
+		t.Errorf("its file ends at %.6f s, want %.6f s", got, want)
+	}
+}
