@@ -467,14 +467,19 @@ const journalLag = 1500 * time.Millisecond
 // time of their last frame on disk, never past the journal's end less the lag
 // of its periodic records; open is false when no track is being written (the
 // call's publishers have all left), its media then final up to the journal's
-// end. A window drawn too early is still right: a later render sees its
+// end. A track without a file yet (a call's first moments) is being
+// written. A window drawn too early is still right: a later render sees its
 // inputs changed (a new joiner's tile) in its reuse key and draws it again.
 func Frontier(m *timeline.Manifest, s *timeline.Sync, idle time.Duration) (t time.Duration, open bool) {
 	limit := m.EndUnixNS - int64(journalLag)
 	for _, lane := range m.Lanes {
 		for _, tr := range lane.Tracks {
 			k := len(tr.Segments)
-			if k == 0 || tr.Segments[k-1].Closed {
+			if k == 0 {
+				open = true // its first frame is yet to be placed
+				continue
+			}
+			if tr.Segments[k-1].Closed {
 				continue
 			}
 			open = true
