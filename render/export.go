@@ -375,7 +375,7 @@ func Export(ctx context.Context, sessionDir string, opts ExportOptions) (res *Ex
 		maxFrames = max(1, frameAt(opts.MaxJobDuration, fps))
 	}
 	sp, err := CompileStems(plans, StemSettings{SessionDir: dir, FontFile: font, Preset: opts.Preset, MaxJobFrames: maxFrames,
-		Audio: opts.Audio, Video: opts.Video})
+		Audio: opts.Audio, Video: opts.Video, lastFrame: newSourceFrames(dir, log).before})
 	if err != nil {
 		return nil, err
 	}

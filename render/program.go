@@ -60,6 +60,12 @@ type Settings struct {
 	// audio window mixes with a tolerance, for the reuse keys, and is not
 	// run.
 	audioQuantum float64
+	// lastFrame, if set, is the file time (seconds) of the last frame of a
+	// video file (a plan path) at or before file time t, false when it
+	// cannot tell (sourceFrames): a piece then starts from that frame when
+	// it lies further back than a frame before the piece's first output
+	// frame. Unset, a piece reaches back a frame.
+	lastFrame func(path string, t float64) (float64, bool)
 	// overlays composes every scene with the chain of overlays, never with
 	// xstack (stack.go): the tests compare the two.
 	overlays bool

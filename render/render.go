@@ -142,7 +142,7 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 	settings := Settings{
 		SessionDir: sessionDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
 		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
-		AudioWindows: true, overlays: opts.overlays,
+		AudioWindows: true, overlays: opts.overlays, lastFrame: newSourceFrames(sessionDir, log).before,
 	}
 	prog, err := Compile(plan, settings)
 	if err != nil {

@@ -287,6 +287,8 @@ type StemSettings struct {
 	// Audio makes PARTICIPANT.wav, Video PARTICIPANT.mp4 (with the
 	// participant's audio as AAC when they sent any).
 	Audio, Video bool
+	// lastFrame is Settings.lastFrame.
+	lastFrame func(path string, t float64) (float64, bool)
 }
 
 // CompileStems translates stem plans into FFmpeg commands. It is pure. A
@@ -313,7 +315,7 @@ func CompileStems(plans []StemPlan, ss StemSettings) (*StemProgram, error) {
 		}
 		prog, err := Compile(p.Plan, Settings{SessionDir: ss.SessionDir, Profiles: []Profile{profile}, FontFile: ss.FontFile,
 			Preset: ss.Preset, Captions: CaptionsOff, LoudnessOff: true, MaxJobFrames: ss.MaxJobFrames, MaxJobInputs: ss.MaxJobInputs,
-			measureSide: true})
+			measureSide: true, lastFrame: ss.lastFrame})
 		if err != nil {
 			return nil, fmt.Errorf("render: stem of %s: %w", p.Participant, err)
 		}

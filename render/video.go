@@ -271,7 +271,9 @@ func (b *videoBuilder) piece(l *layer, sc *scene, t *sceneTile, p *piece) {
 // play it on the scene's clock: the piece's file time from one frame before
 // the piece to one frame after (the nearest source frame may lie just
 // outside), with the source frames' times in the scene's time, half a frame
-// early.
+// early. Where the frame its first output frame shows lies further back (a
+// source of few frames a second, or stalled, drawn from a window's or a
+// scene's start), its stretch starts at that frame.
 func (b *videoBuilder) placed(sc *scene, p *piece) (string, []string) {
 	g, fps := b.g, b.p.FPS
 	frame := frameTime(1, fps)
@@ -284,8 +286,20 @@ func (b *videoBuilder) placed(sc *scene, p *piece) (string, []string) {
 		snapped.Src, snapped.At = snapPlacement(p.Src, speed, p.At, frameTime(p.From, fps), frameTime(p.To-p.From, fps), q)
 		p, speed = &snapped, snapped.Src.Speed
 	}
-	ts := p.fileAt(frameTime(p.From, fps)) - frame*speed
+	first := p.fileAt(frameTime(p.From, fps))
+	ts := first - frame*speed
 	te := p.fileAt(frameTime(p.To, fps)) + frame*speed
+	if b.s.lastFrame != nil {
+		// Shown at the first output frame: the last source frame placed
+		// before it and its next half frame (see off).
+		if at, ok := b.s.lastFrame(p.Src.Path, first+frame/2*speed); ok && at < ts {
+			// Half a millisecond before it: the files' times are whole
+			// milliseconds. The frame playing then is that one, whatever
+			// the plan did before (a hole, a pause or a cut ends a piece
+			// at a frame of the file, and the next starts at one).
+			ts = at - 0.0005
+		}
+	}
 	var in []string
 	if seek := ts - 0.5; seek > 0 {
 		in = append(in, "-ss", num(seek))

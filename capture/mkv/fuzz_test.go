@@ -17,6 +17,15 @@ func FuzzScan(f *testing.F) {
 	f.Add(m.b[:len(m.b)/2])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The cluster index reads the same bytes: never a frame after the
+		// instant asked for.
+		if x, err := IndexClusters(bytes.NewReader(data)); err == nil {
+			for _, at := range []time.Duration{-time.Second, 0, 500 * time.Millisecond, time.Hour} {
+				if got, ok, _ := x.FrameBefore(bytes.NewReader(data), at); ok && got > at {
+					t.Fatalf("FrameBefore(%v) = %v", at, got)
+				}
+			}
+		}
 		sum, err := Scan(bytes.NewReader(data))
 		if err != nil {
 			return

@@ -1,0 +1,237 @@
+package mkv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"time"
+)
+
+// Clusters indexes the clusters of a Matroska/WebM file, closed or still
+// being written, by time, so that the frame playing at a given time is
+// found with a few small reads: a renderer that starts drawing a source in
+// the middle of it needs the last frame before that instant, which may be
+// seconds back in a screen share or a stalled camera.
+type Clusters struct {
+	scale    int64 // ns per timestamp tick
+	clusters []clusterRef
+}
+
+// clusterRef is one complete cluster: its body and its timestamp (ticks).
+type clusterRef struct {
+	body, size int64
+	ts         int64
+}
+
+// IndexClusters reads the header and the clusters' own headers of a file
+// (one small read per cluster: the frames are not read). Clusters of
+// unknown size, and what follows them, are not indexed; neither is a
+// cluster cut short at the end of the file (one being written).
+func IndexClusters(r io.ReaderAt) (*Clusters, error) {
+	x := &Clusters{scale: int64(time.Millisecond)}
+	id, size, unknown, n, err := headerAt(r, 0)
+	if err != nil || id != idEBML || unknown {
+		return nil, fmt.Errorf("mkv: index: %w", ErrNotMatroska)
+	}
+	at := int64(n) + int64(size)
+	if id, size, unknown, n, err = headerAt(r, at); err != nil || id != idSegment {
+		return nil, fmt.Errorf("mkv: index: no Segment: %w", ErrNotMatroska)
+	}
+	at += int64(n)
+	end := int64(math.MaxInt64)
+	if !unknown && size < uint64(math.MaxInt64-at) {
+		end = at + int64(size)
+	}
+walk:
+	for at < end {
+		id, size, unknown, n, err := headerAt(r, at)
+		if err != nil || unknown || size > uint64(math.MaxInt64-at-int64(n)) {
+			break // the end of what was written, or nothing more to index
+		}
+		body := at + int64(n)
+		switch id {
+		case idInfo:
+			b, err := readAt(r, body, size, maxInfo)
+			if err != nil {
+				return nil, fmt.Errorf("mkv: index: Info: %w", err)
+			}
+			children(b, func(id uint32, data []byte) {
+				if v := readUint(data); id == idTimestampScal && v > 0 && v <= math.MaxInt32 {
+					x.scale = int64(v)
+				}
+			})
+		case idCluster:
+			ts, ok, err := clusterTimestamp(r, body, size)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				break walk // being written
+			}
+			if err != nil {
+				return nil, fmt.Errorf("mkv: index: cluster at %d: %w", at, err)
+			}
+			if ok {
+				x.clusters = append(x.clusters, clusterRef{body: body, size: int64(size), ts: ts})
+			}
+		}
+		at = body + int64(size)
+	}
+	// A cluster cut short (its last bytes not written yet) is dropped: its
+	// frames may not all be there.
+	if k := len(x.clusters); k > 0 {
+		last := x.clusters[k-1]
+		var b [1]byte
+		if _, err := r.ReadAt(b[:], last.body+last.size-1); err != nil {
+			x.clusters = x.clusters[:k-1]
+		}
+	}
+	return x, nil
+}
+
+// FrameBefore returns the time of the file's last frame at or before t
+// (the file's frame times, as its blocks state them), and false when no
+// indexed frame is. The file's blocks are taken to be of its only track.
+func (x *Clusters) FrameBefore(r io.ReaderAt, t time.Duration) (time.Duration, bool, error) {
+	target := int64(t) / x.scale
+	if int64(t) < 0 && int64(t)%x.scale != 0 {
+		target-- // floor
+	}
+	i := sort.Search(len(x.clusters), func(i int) bool { return x.clusters[i].ts > target }) - 1
+	// A cluster's first block may start after its timestamp: then the
+	// frame is the previous cluster's last.
+	for j := i; j >= 0 && j >= i-1; j-- {
+		c := x.clusters[j]
+		best, found := int64(0), false
+		err := blocksAt(r, c, func(ticks int64) {
+			if ticks <= target && (!found || ticks > best) {
+				best, found = ticks, true
+			}
+		})
+		if err != nil {
+			return 0, false, fmt.Errorf("mkv: frame before %v: %w", t, err)
+		}
+		if found {
+			return time.Duration(best * x.scale), true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// blocksAt calls fn with the time (ticks) of each block of cluster c,
+// reading only the blocks' headers.
+func blocksAt(r io.ReaderAt, c clusterRef, fn func(ticks int64)) error {
+	for at, end := c.body, c.body+c.size; at < end; {
+		id, size, unknown, n, err := headerAt(r, at)
+		if err != nil || unknown || size > uint64(end-at-int64(n)) {
+			return fmt.Errorf("cluster at %d: child at %d: %w", c.body, at, errCorrupt)
+		}
+		body := at + int64(n)
+		switch id {
+		case idSimpleBlock:
+			rel, err := blockRel(r, body, size)
+			if err != nil {
+				return err
+			}
+			fn(c.ts + int64(rel))
+		case idBlockGroup:
+			for g, gend := body, body+int64(size); g < gend; {
+				gid, gsize, gunknown, gn, err := headerAt(r, g)
+				if err != nil || gunknown || gsize > uint64(gend-g-int64(gn)) {
+					return fmt.Errorf("BlockGroup at %d: %w", at, errCorrupt)
+				}
+				if gid == idBlock {
+					rel, err := blockRel(r, g+int64(gn), gsize)
+					if err != nil {
+						return err
+					}
+					fn(c.ts + int64(rel))
+				}
+				g += int64(gn) + int64(gsize)
+			}
+		}
+		at = body + int64(size)
+	}
+	return nil
+}
+
+// blockRel reads the timestamp of a Block or SimpleBlock of size bytes at
+// at, relative to its cluster's.
+func blockRel(r io.ReaderAt, at int64, size uint64) (int16, error) {
+	var b [12]byte
+	k, err := r.ReadAt(b[:min(uint64(len(b)), size)], at)
+	if k == 0 && err != nil {
+		return 0, err
+	}
+	_, tl, _ := readVint(b[:k])
+	if tl == 0 || k < tl+2 {
+		return 0, fmt.Errorf("block at %d: %w", at, errCorrupt)
+	}
+	return int16(binary.BigEndian.Uint16(b[tl:])), nil
+}
+
+// clusterTimestamp reads a cluster's Timestamp, which a writer puts before
+// its blocks; false when it is not among the cluster's first elements.
+func clusterTimestamp(r io.ReaderAt, body int64, size uint64) (int64, bool, error) {
+	b, err := readAt(r, body, min(size, 64), 64)
+	if err != nil {
+		return 0, false, err
+	}
+	ts, ok := int64(0), false
+	for len(b) > 0 && !ok {
+		il := vintLen(b[0])
+		if il == 0 || il > 4 || len(b) < il {
+			break
+		}
+		var id uint32
+		for _, c := range b[:il] {
+			id = id<<8 | uint32(c)
+		}
+		sz, sl, unknown := readVint(b[il:])
+		if sl == 0 || unknown || sz > uint64(len(b)-il-sl) {
+			break
+		}
+		if id == idTimestamp {
+			ts, ok = int64(readUint(b[il+sl:il+sl+int(sz)])), true
+		}
+		b = b[il+sl+int(sz):]
+	}
+	return ts, ok, nil
+}
+
+// headerAt reads the ID and size of the element at at, and the length of
+// both.
+func headerAt(r io.ReaderAt, at int64) (id uint32, size uint64, unknown bool, n int, err error) {
+	var b [12]byte // an ID (at most 4 bytes) and a size (at most 8)
+	k, err := r.ReadAt(b[:], at)
+	if k == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		return 0, 0, false, 0, err
+	}
+	il := vintLen(b[0])
+	if il == 0 || il > 4 || il >= k {
+		return 0, 0, false, 0, errCorrupt
+	}
+	for _, c := range b[:il] {
+		id = id<<8 | uint32(c)
+	}
+	size, sl, unknown := readVint(b[il:k])
+	if sl == 0 {
+		return 0, 0, false, 0, errCorrupt
+	}
+	return id, size, unknown, il + sl, nil
+}
+
+// readAt reads size bytes at at, at most limit.
+func readAt(r io.ReaderAt, at int64, size, limit uint64) ([]byte, error) {
+	if size > limit {
+		return nil, fmt.Errorf("element of %d bytes at %d: %w", size, at, errCorrupt)
+	}
+	b := make([]byte, size)
+	if k, err := r.ReadAt(b, at); k < len(b) {
+		return nil, unexpected(err)
+	}
+	return b, nil
+}
