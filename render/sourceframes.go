@@ -33,15 +33,17 @@ func newSourceFrames(sessionDir string, log *slog.Logger) *sourceFrames {
 // before returns the file time (seconds) of the last frame of the plan's
 // file path at or before file time t, and false when it cannot tell.
 func (f *sourceFrames) before(path string, t float64) (float64, bool) {
-	full := (&Settings{SessionDir: f.sessionDir}).sessionPath(path)
-	file, err := os.Open(full)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, seen := f.indexes[path]
+	if seen && x == nil {
+		return 0, false
+	}
+	file, err := os.Open((&Settings{SessionDir: f.sessionDir}).sessionPath(path))
 	if err != nil {
 		return 0, false
 	}
 	defer file.Close()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	x, seen := f.indexes[path]
 	if !seen {
 		if x, err = mkv.IndexClusters(file); err != nil {
 			f.log.Debug("render: frame times not read", "file", path, "err", err)

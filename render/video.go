@@ -294,9 +294,10 @@ func (b *videoBuilder) placed(sc *scene, p *piece) (string, []string) {
 		// before it and its next half frame (see off).
 		if at, ok := b.s.lastFrame(p.Src.Path, first+frame/2*speed); ok && at < ts {
 			// Half a millisecond before it: the files' times are whole
-			// milliseconds. The frame playing then is that one, whatever
-			// the plan did before (a hole, a pause or a cut ends a piece
-			// at a frame of the file, and the next starts at one).
+			// milliseconds. It is the frame playing then whatever the plan
+			// did before: after a hole or a pause a piece starts at its
+			// file's next frame, and at a cut's end the frame playing is
+			// the one a viewer of the call saw.
 			ts = at - 0.0005
 		}
 	}

@@ -33,7 +33,7 @@ type clusterRef struct {
 func IndexClusters(r io.ReaderAt) (*Clusters, error) {
 	x := &Clusters{scale: int64(time.Millisecond)}
 	id, size, unknown, n, err := headerAt(r, 0)
-	if err != nil || id != idEBML || unknown {
+	if err != nil || id != idEBML || unknown || size > maxEBMLHeader {
 		return nil, fmt.Errorf("mkv: index: %w", ErrNotMatroska)
 	}
 	at := int64(n) + int64(size)
