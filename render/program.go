@@ -243,11 +243,14 @@ func jobOutput(e Encoding, i int) string {
 const mixFile = "mix.wav"
 
 // sessionPath resolves a plan path against the session folder.
-func (s *Settings) sessionPath(rel string) string {
+func (s *Settings) sessionPath(rel string) string { return sessionFile(s.SessionDir, rel) }
+
+// sessionFile resolves a plan path against session folder dir.
+func sessionFile(dir, rel string) string {
 	if filepath.IsAbs(rel) || rel == "" {
 		return rel
 	}
-	return filepath.Join(s.SessionDir, filepath.FromSlash(rel))
+	return filepath.Join(dir, filepath.FromSlash(rel))
 }
 
 // Profiles returns the profiles the program produces (the audio profile

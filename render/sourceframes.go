@@ -16,18 +16,30 @@ import (
 // stalled camera may have sent seconds before; the piece's stretch of its
 // file reaches back only a frame otherwise, and the tile would be empty
 // until the next frame (or, at the end of a file, to the end of the piece).
-// The files' clusters are indexed once per render; a file that cannot be
-// read so (another container, or gone) keeps the frame's reach.
+// The files' clusters are indexed once per render, and each answer kept (a
+// render compiles its plan twice); a file that cannot be read so (another
+// container, or gone) keeps the frame's reach.
 type sourceFrames struct {
 	sessionDir string
 	log        *slog.Logger
 
 	mu      sync.Mutex
 	indexes map[string]*mkv.Clusters // by plan path; nil: not indexable
+	answers map[frameQuery]frameAnswer
+}
+
+type frameQuery struct {
+	path string
+	t    float64
+}
+
+type frameAnswer struct {
+	at float64
+	ok bool
 }
 
 func newSourceFrames(sessionDir string, log *slog.Logger) *sourceFrames {
-	return &sourceFrames{sessionDir: sessionDir, log: log, indexes: map[string]*mkv.Clusters{}}
+	return &sourceFrames{sessionDir: sessionDir, log: log, indexes: map[string]*mkv.Clusters{}, answers: map[frameQuery]frameAnswer{}}
 }
 
 // before returns the file time (seconds) of the last frame of the plan's
@@ -35,11 +47,22 @@ func newSourceFrames(sessionDir string, log *slog.Logger) *sourceFrames {
 func (f *sourceFrames) before(path string, t float64) (float64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	q := frameQuery{path, t}
+	a, done := f.answers[q]
+	if !done {
+		a.at, a.ok = f.lookUp(path, t)
+		f.answers[q] = a
+	}
+	return a.at, a.ok
+}
+
+// lookUp is before, read from the file; f.mu is held.
+func (f *sourceFrames) lookUp(path string, t float64) (float64, bool) {
 	x, seen := f.indexes[path]
 	if seen && x == nil {
 		return 0, false
 	}
-	file, err := os.Open((&Settings{SessionDir: f.sessionDir}).sessionPath(path))
+	file, err := os.Open(sessionFile(f.sessionDir, path))
 	if err != nil {
 		return 0, false
 	}

@@ -2,6 +2,7 @@ package mkv
 
 import (
 	"encoding/binary"
+	"io"
 	"math"
 )
 
@@ -213,4 +214,29 @@ func vintLen(first byte) int {
 		}
 	}
 	return 0
+}
+
+// headerAt reads the ID and size of the element at at, and the length of
+// both.
+func headerAt(r io.ReaderAt, at int64) (id uint32, size uint64, unknown bool, n int, err error) {
+	var b [12]byte // an ID (at most 4 bytes) and a size (at most 8)
+	k, err := r.ReadAt(b[:], at)
+	if k == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		return 0, 0, false, 0, err
+	}
+	il := vintLen(b[0])
+	if il == 0 || il > 4 || il >= k {
+		return 0, 0, false, 0, errCorrupt
+	}
+	for _, c := range b[:il] {
+		id = id<<8 | uint32(c)
+	}
+	size, sl, unknown := readVint(b[il:k])
+	if sl == 0 {
+		return 0, 0, false, 0, errCorrupt
+	}
+	return id, size, unknown, il + sl, nil
 }

@@ -121,34 +121,40 @@ func (x *Clusters) FrameBefore(r io.ReaderAt, t time.Duration) (time.Duration, b
 // blocksAt calls fn with the time (ticks) of each block of cluster c,
 // reading only the blocks' headers.
 func blocksAt(r io.ReaderAt, c clusterRef, fn func(ticks int64)) error {
-	for at, end := c.body, c.body+c.size; at < end; {
-		id, size, unknown, n, err := headerAt(r, at)
-		if err != nil || unknown || size > uint64(end-at-int64(n)) {
-			return fmt.Errorf("cluster at %d: child at %d: %w", c.body, at, errCorrupt)
+	block := func(body int64, size uint64) error {
+		rel, err := blockRel(r, body, size)
+		if err == nil {
+			fn(c.ts + int64(rel))
 		}
-		body := at + int64(n)
+		return err
+	}
+	return childrenAt(r, c.body, c.body+c.size, func(id uint32, body int64, size uint64) error {
 		switch id {
 		case idSimpleBlock:
-			rel, err := blockRel(r, body, size)
-			if err != nil {
-				return err
-			}
-			fn(c.ts + int64(rel))
+			return block(body, size)
 		case idBlockGroup:
-			for g, gend := body, body+int64(size); g < gend; {
-				gid, gsize, gunknown, gn, err := headerAt(r, g)
-				if err != nil || gunknown || gsize > uint64(gend-g-int64(gn)) {
-					return fmt.Errorf("BlockGroup at %d: %w", at, errCorrupt)
+			return childrenAt(r, body, body+int64(size), func(id uint32, body int64, size uint64) error {
+				if id != idBlock {
+					return nil
 				}
-				if gid == idBlock {
-					rel, err := blockRel(r, g+int64(gn), gsize)
-					if err != nil {
-						return err
-					}
-					fn(c.ts + int64(rel))
-				}
-				g += int64(gn) + int64(gsize)
-			}
+				return block(body, size)
+			})
+		}
+		return nil
+	})
+}
+
+// childrenAt calls fn for each child element of the master element body
+// [at, end), reading only the children's headers.
+func childrenAt(r io.ReaderAt, at, end int64, fn func(id uint32, body int64, size uint64) error) error {
+	for at < end {
+		id, size, unknown, n, err := headerAt(r, at)
+		if err != nil || unknown || size > uint64(end-at-int64(n)) {
+			return fmt.Errorf("element at %d: %w", at, errCorrupt)
+		}
+		body := at + int64(n)
+		if err := fn(id, body, size); err != nil {
+			return err
 		}
 		at = body + int64(size)
 	}
@@ -178,50 +184,13 @@ func clusterTimestamp(r io.ReaderAt, body int64, size uint64) (int64, bool, erro
 		return 0, false, err
 	}
 	ts, ok := int64(0), false
-	for len(b) > 0 && !ok {
-		il := vintLen(b[0])
-		if il == 0 || il > 4 || len(b) < il {
-			break
+	// The prefix read ends inside a block: children stops there.
+	children(b, func(id uint32, data []byte) {
+		if id == idTimestamp && !ok {
+			ts, ok = int64(readUint(data)), true
 		}
-		var id uint32
-		for _, c := range b[:il] {
-			id = id<<8 | uint32(c)
-		}
-		sz, sl, unknown := readVint(b[il:])
-		if sl == 0 || unknown || sz > uint64(len(b)-il-sl) {
-			break
-		}
-		if id == idTimestamp {
-			ts, ok = int64(readUint(b[il+sl:il+sl+int(sz)])), true
-		}
-		b = b[il+sl+int(sz):]
-	}
+	})
 	return ts, ok, nil
-}
-
-// headerAt reads the ID and size of the element at at, and the length of
-// both.
-func headerAt(r io.ReaderAt, at int64) (id uint32, size uint64, unknown bool, n int, err error) {
-	var b [12]byte // an ID (at most 4 bytes) and a size (at most 8)
-	k, err := r.ReadAt(b[:], at)
-	if k == 0 {
-		if err == nil {
-			err = io.EOF
-		}
-		return 0, 0, false, 0, err
-	}
-	il := vintLen(b[0])
-	if il == 0 || il > 4 || il >= k {
-		return 0, 0, false, 0, errCorrupt
-	}
-	for _, c := range b[:il] {
-		id = id<<8 | uint32(c)
-	}
-	size, sl, unknown := readVint(b[il:k])
-	if sl == 0 {
-		return 0, 0, false, 0, errCorrupt
-	}
-	return id, size, unknown, il + sl, nil
 }
 
 // readAt reads size bytes at at, at most limit.

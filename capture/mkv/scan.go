@@ -677,25 +677,12 @@ func (s *scanner) blockGroup(body []byte, ts int64, cc *clusterCounts) bool {
 // file, so the bytes from there on identify the recording, open or closed.
 func FirstCluster(r io.ReaderAt) int64 {
 	const limit = 1 << 20
-	var b [12]byte // an ID (at most 4 bytes) and a size (at most 8)
 	for at := int64(0); at < limit; {
-		n, _ := r.ReadAt(b[:], at)
-		if n == 0 {
+		id, size, unknown, n, err := headerAt(r, at)
+		if err != nil {
 			return -1
 		}
-		il := vintLen(b[0])
-		if il == 0 || il > 4 || il >= n {
-			return -1
-		}
-		var id uint32
-		for _, c := range b[:il] {
-			id = id<<8 | uint32(c)
-		}
-		size, sl, unknown := readVint(b[il:n])
-		if sl == 0 {
-			return -1
-		}
-		body := at + int64(il+sl)
+		body := at + int64(n)
 		switch {
 		case id == idCluster:
 			return at
