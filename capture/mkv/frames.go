@@ -18,6 +18,10 @@ import (
 type Clusters struct {
 	scale    int64 // ns per timestamp tick
 	clusters []clusterRef
+	// codec and codecPrivate are the first track's (Tracks).
+	codec        string
+	codecPrivate []byte
+	codecDelay   int64 // ns
 }
 
 // clusterRef is one complete cluster: its body and its timestamp (ticks).
@@ -63,6 +67,12 @@ walk:
 					x.scale = int64(v)
 				}
 			})
+		case idTracks:
+			b, err := readAt(r, body, size, maxTracks)
+			if err != nil {
+				return nil, fmt.Errorf("mkv: index: Tracks: %w", err)
+			}
+			x.readTracks(b)
 		case idCluster:
 			ts, ok, err := clusterTimestamp(r, body, size)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -87,6 +97,27 @@ walk:
 		}
 	}
 	return x, nil
+}
+
+// readTracks keeps the codec of the first TrackEntry of a Tracks body.
+func (x *Clusters) readTracks(b []byte) {
+	found := false
+	children(b, func(id uint32, data []byte) {
+		if id != idTrackEntry || found {
+			return
+		}
+		found = true
+		children(data, func(id uint32, v []byte) {
+			switch id {
+			case idCodecID:
+				x.codec = codecByID(trimNul(v))
+			case idCodecPrivate:
+				x.codecPrivate = append([]byte(nil), v...)
+			case idCodecDelay:
+				x.codecDelay = int64(min(readUint(v), math.MaxInt32))
+			}
+		})
+	})
 }
 
 // FrameBefore returns the time of the file's last frame at or before t
@@ -121,13 +152,18 @@ func (x *Clusters) FrameBefore(r io.ReaderAt, t time.Duration) (time.Duration, b
 // blocksAt calls fn with the time (ticks) of each block of cluster c,
 // reading only the blocks' headers.
 func blocksAt(r io.ReaderAt, c clusterRef, fn func(ticks int64)) error {
-	block := func(body int64, size uint64) error {
+	return blocksAtWith(r, c, func(body int64, size uint64) error {
 		rel, err := blockRel(r, body, size)
 		if err == nil {
 			fn(c.ts + int64(rel))
 		}
 		return err
-	}
+	})
+}
+
+// blocksAtWith calls block with the body and size of each Block and
+// SimpleBlock of cluster c.
+func blocksAtWith(r io.ReaderAt, c clusterRef, block func(body int64, size uint64) error) error {
 	return childrenAt(r, c.body, c.body+c.size, func(id uint32, body int64, size uint64) error {
 		switch id {
 		case idSimpleBlock:

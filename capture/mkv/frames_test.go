@@ -3,7 +3,6 @@ package mkv
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -112,15 +111,7 @@ func TestFrameBeforeFFmpeg(t *testing.T) {
 		"-c:v", "libvpx", "-g", "4", "-f", "webm", path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	x, err := IndexClusters(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, x := indexFile(t, path)
 	for _, c := range []struct{ at, want time.Duration }{
 		{700 * time.Millisecond, 500 * time.Millisecond},
 		{3 * time.Second, 3 * time.Second},
