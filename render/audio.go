@@ -114,12 +114,14 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 
 // mixLanes adds the mix of lanes over output samples [sa, sb) and returns
 // its pad: each lane's pieces within the span, silence between them, summed.
-// A lane heard in one piece is that piece's chain alone, its silence before
-// and after added by the chain (adelay, apad): the silences as sources and
-// their concat took 3 to 6 filters more per lane, and FFmpeg's scheduler
-// looks through every filter of a graph each time it runs one.
+// A lane heard in one piece is that piece's chain, the silence after it
+// added by apad and the silence before it, if any, by one source and a
+// concat (adelay would copy every frame): FFmpeg's scheduler looks through
+// every filter of a graph each time it runs one, so each filter a lane
+// does without counts.
 func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 	var lanePads []string
+	retimed := false
 	for _, ln := range lanes {
 		var pieces []audioPiece
 		for _, pc := range ln.Pieces {
@@ -132,7 +134,8 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 		case 0:
 			continue // not heard in the span
 		case 1:
-			lanePads = append(lanePads, audioSource(g, s, &pieces[0], pieces[0].s0-sa, sb-pieces[0].s1, false))
+			pad, rt := audioSource(g, s, &pieces[0], pieces[0].s0-sa, sb-pieces[0].s1, false)
+			lanePads, retimed = append(lanePads, pad), retimed || rt
 			continue
 		}
 		var segs []string
@@ -142,7 +145,8 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 			if pc.s0 > at {
 				segs = append(segs, silence(g, pc.s0-at))
 			}
-			segs = append(segs, audioSource(g, s, pc, 0, 0, true))
+			pad, _ := audioSource(g, s, pc, 0, 0, true)
+			segs = append(segs, pad)
 			at = pc.s1
 		}
 		if sb > at {
@@ -155,14 +159,25 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 		}
 		lanePads = append(lanePads, pad)
 	}
+	var mix string
+	var filters []string
 	switch len(lanePads) {
 	case 0:
 		return silence(g, sb-sa)
 	case 1:
-		return lanePads[0]
+		if !retimed {
+			return lanePads[0]
+		}
+	default:
+		filters = append(filters, fmt.Sprintf("amix=inputs=%d:duration=longest:dropout_transition=0:normalize=0", len(lanePads)))
 	}
-	mix := g.label("mix")
-	g.chain(lanePads, []string{fmt.Sprintf("amix=inputs=%d:duration=longest:dropout_transition=0:normalize=0", len(lanePads))}, mix)
+	if retimed {
+		// amix times its output by its first input's frames, and a
+		// lane placed without aresample keeps its file's timestamps.
+		filters = append(filters, "asetpts=N/SR/TB")
+	}
+	mix = g.label("mix")
+	g.chain(lanePads, filters, mix)
 	return mix
 }
 
@@ -222,11 +237,14 @@ func audioWindowsInput() []string {
 	return []string{"-f", "concat", "-safe", "0", "-i", audioWindowList}
 }
 
-// silence adds n samples of silence and returns its pad.
+// silence adds n samples of silence and returns its pad: one source, its
+// length given in microseconds that round to exactly n samples (FFmpeg
+// rounds a duration to the nearest sample), in frames of at most 100 ms.
+// Its format is the one the concat or mix it feeds settles on.
 func silence(g *graph, n int64) string {
 	pad := g.label("z")
-	g.chain(nil, []string{fmt.Sprintf("anullsrc=r=%d:cl=stereo", sampleRate), fmt.Sprintf("atrim=end_sample=%d", n),
-		"aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"}, pad)
+	us := int64(math.Round(float64(n) * 1e6 / sampleRate))
+	g.chain(nil, []string{fmt.Sprintf("anullsrc=r=%d:cl=stereo:n=%d:d=%dus", sampleRate, min(n, sampleRate/10), us)}, pad)
 	return pad
 }
 
@@ -242,7 +260,11 @@ func silence(g *graph, n int64) string {
 // such frames (FFmpeg 5.1 logs "Error while filtering" and ends the output
 // early, yet exits 0), so a piece for concat (joined) is timed by its
 // sample count, which is what its timestamps are whenever it has audio.
-func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joined bool) string {
+//
+// retimed is true when the samples keep the file's timestamps (a steady
+// stretch, not joined to anything): the mix they go to must be timed by
+// its sample count.
+func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joined bool) (pad string, retimed bool) {
 	speed := pc.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
 		speed = 1
@@ -256,7 +278,8 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 	fs := pc.fileAt(float64(pc.s0) / sampleRate)
 	te := fs + float64(n)/sampleRate*speed + 0.1
 	var in []string
-	if seek := fs - 0.5; seek > 0 {
+	seek := fs - 0.5
+	if seek > 0 {
 		in = append(in, "-ss", num(seek))
 	}
 	in = append(in, "-i", s.sessionPath(pc.Src.Path))
@@ -265,10 +288,26 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 	if fs > 0 {
 		trim = fmt.Sprintf("atrim=start=%s:end=%s", fnum(fs), fnum(te))
 	}
-	filters := []string{trim, "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo",
-		"asetpts=" + quoteExpr(fmt.Sprintf("round((T%s)/TB)", signed(-fs))),
-		"aresample=async=1:min_hard_comp=0.001:first_pts=0"}
-	if math.Abs(speed-1) > speedTolerance {
+	stretched := math.Abs(speed-1) > speedTolerance
+	var span audioSpan
+	if s.audioSpan != nil && !stretched {
+		span = s.audioSpan(pc.Src.Path, fs, n, seek > 0)
+	}
+	filters := []string{trim}
+	switch {
+	case span.steady:
+		// Placed as aresample would leave it (sourceaudio.go): the
+		// samples follow each other from fs; the timestamps are the
+		// file's, made the mix's by its asetpts (mixLanes).
+		if !span.stereo {
+			filters = append(filters, "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo")
+		}
+	default:
+		filters = append(filters, "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo",
+			"asetpts="+quoteExpr(fmt.Sprintf("round((T%s)/TB)", signed(-fs))),
+			"aresample=async=1:min_hard_comp=0.001:first_pts=0")
+	}
+	if stretched {
 		// Played at 1/Speed: the samples, upsampled 4×, are declared at
 		// 192 kHz·Speed (5 ppm steps) and resampled back to 48 kHz.
 		filters = append(filters, "aresample=192000", fmt.Sprintf("asetrate=%d", int64(math.Round(192000*speed))),
@@ -285,15 +324,21 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 	} else {
 		filters = append(filters, fmt.Sprintf("apad=whole_len=%d", n), fmt.Sprintf("atrim=end_sample=%d", n))
 	}
-	if joined {
+	// A piece after a lead is joined to its silence by a concat too.
+	retimed = span.steady && !joined && lead == 0
+	if joined || lead > 0 {
 		filters = append(filters, "asetpts=N/SR/TB")
 	}
-	if lead > 0 {
-		filters = append(filters, fmt.Sprintf("adelay=delays=%dS:all=1", lead))
-	}
-	pad := g.label("a")
+	pad = g.label("a")
 	g.chain([]string{fmt.Sprintf("%d:a", k)}, filters, pad)
-	return pad
+	if lead > 0 {
+		// The silence before it, one source and a concat: adelay, one
+		// filter, would copy every frame through its delay line.
+		led := g.label("a")
+		g.chain([]string{silence(g, lead), pad}, []string{"concat=n=2:v=0:a=1"}, led)
+		pad = led
+	}
+	return pad, retimed
 }
 
 // Loudness is the EBU R128 measurement of the mix.

@@ -41,13 +41,14 @@ import (
 // once and kept in the temporary folder.
 func benchMedia(b *testing.B, length time.Duration, w, h int) (video, audio string) {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), "tapedeck-bench-v1")
+	// v2: the sound is written as the recorder writes Opus (RecorderOpus).
+	dir := filepath.Join(os.TempDir(), "tapedeck-bench-v2")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	video = filepath.Join(dir, fmt.Sprintf("video-%dx%d-%s.webm", w, h, length))
 	audio = filepath.Join(dir, fmt.Sprintf("audio-%s.webm", length))
-	p := synthPart{Video: "vp8", W: w, H: h, FPS: 30, Length: length}
+	p := synthPart{Video: "vp8", W: w, H: h, FPS: 30, Length: length, RecorderOpus: true}
 	if _, err := os.Stat(video); err != nil {
 		b.Logf("generating %s (once)", video)
 		synthVideo(b, video+".tmp.webm", p)

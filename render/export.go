@@ -374,8 +374,9 @@ func Export(ctx context.Context, sessionDir string, opts ExportOptions) (res *Ex
 	if opts.MaxJobDuration > 0 {
 		maxFrames = max(1, frameAt(opts.MaxJobDuration, fps))
 	}
+	files := newSourceFiles(dir, log)
 	sp, err := CompileStems(plans, StemSettings{SessionDir: dir, FontFile: font, Preset: opts.Preset, MaxJobFrames: maxFrames,
-		Audio: opts.Audio, Video: opts.Video, lastFrame: newSourceFrames(dir, log).before})
+		Audio: opts.Audio, Video: opts.Video, lastFrame: files.before, audioSpan: files.audio})
 	if err != nil {
 		return nil, err
 	}

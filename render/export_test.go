@@ -23,6 +23,13 @@ func WithOverlays(o Options) Options {
 	return o
 }
 
+// WithAudioResampled returns o with every audio piece placed by aresample,
+// whether or not its file shows it steady (sourceaudio.go).
+func WithAudioResampled(o Options) Options {
+	o.resampleAll = true
+	return o
+}
+
 // Composed counts how a program's scenes were composed (FrameHashes).
 type Composed struct {
 	Scenes   int // scenes in the program's jobs

@@ -69,6 +69,9 @@ type Options struct {
 	// overlays composes every scene with the overlay chain (Settings);
 	// set by the tests and the benchmark, through export_test.go.
 	overlays bool
+	// resampleAll places every audio piece with aresample, as if no file
+	// could be read (Settings.audioSpan unset); the tests compare.
+	resampleAll bool
 }
 
 // Output is one rendered profile.

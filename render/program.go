@@ -62,10 +62,15 @@ type Settings struct {
 	audioQuantum float64
 	// lastFrame, if set, is the file time (seconds) of the last frame of a
 	// video file (a plan path) at or before file time t, false when it
-	// cannot tell (sourceFrames): a piece then starts from that frame when
+	// cannot tell (sourceFiles.before): a piece then starts from that frame when
 	// it lies further back than a frame before the piece's first output
 	// frame. Unset, a piece reaches back a frame.
 	lastFrame func(path string, t float64) (float64, bool)
+	// audioSpan, if set, tells how n samples of an audio file (a plan
+	// path) from file time fs decode, from its start or after a seek
+	// (sourceFiles.audio): a steady stretch is placed without aresample,
+	// a stereo one without aformat. Unset, every piece has both.
+	audioSpan func(path string, fs float64, n int64, seek bool) audioSpan
 	// overlays composes every scene with the chain of overlays, never with
 	// xstack (stack.go): the tests compare the two.
 	overlays bool

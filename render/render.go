@@ -139,10 +139,14 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 		lo, hi := frameAt(30*time.Second, plan.FPS), frameAt(defaultJobSeconds*time.Second, plan.FPS)
 		maxFrames = min(hi, max(lo, share))
 	}
+	files := newSourceFiles(sessionDir, log)
 	settings := Settings{
 		SessionDir: sessionDir, Profiles: profiles, FontFile: font, Preset: opts.Preset,
 		Captions: opts.Captions, LoudnessOff: opts.LoudnessOff, Loudness: opts.Loudness, MaxJobFrames: maxFrames,
-		AudioWindows: true, overlays: opts.overlays, lastFrame: newSourceFrames(sessionDir, log).before,
+		AudioWindows: true, overlays: opts.overlays, lastFrame: files.before,
+	}
+	if !opts.resampleAll {
+		settings.audioSpan = files.audio
 	}
 	prog, err := Compile(plan, settings)
 	if err != nil {

@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -43,6 +44,11 @@ type synthPart struct {
 	// AudioGap drops the audio packets [AudioGap[0], AudioGap[1]) from the
 	// file, leaving a hole in its timestamps (packet loss).
 	AudioGap [2]int
+	// RecorderOpus makes the audio file as the recorder writes Opus: two
+	// channels (opus/48000/2) and no pre-skip (WebRTC plays the encoder's
+	// lookahead), where FFmpeg's encoder of the test's one-channel sound
+	// writes one channel and a 312-sample pre-skip.
+	RecorderOpus bool
 	// Keys, if not nil, are the file times of the video's keyframes after
 	// its first frame (nil: one every second).
 	Keys []time.Duration
@@ -244,11 +250,40 @@ func synthAudio(t testing.TB, path string, p synthPart) {
 	if p.AudioGap[1] > p.AudioGap[0] {
 		out = path + ".whole.webm"
 	}
-	ffrun(t, "-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=%s:s=48000:d=%s", expr, sec(p.Length)),
-		"-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-f", "webm", out)
+	args := []string{"-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=%s:s=48000:d=%s", expr, sec(p.Length))}
+	if p.RecorderOpus {
+		args = append(args, "-ac", "2")
+	}
+	ffrun(t, append(args, "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-f", "webm", out)...)
+	if p.RecorderOpus {
+		noPreSkip(t, out)
+	}
 	if out != path {
 		ffrun(t, "-i", out, "-c", "copy", "-bsf:a", fmt.Sprintf("noise=drop=between(n\\,%d\\,%d)", p.AudioGap[0], p.AudioGap[1]-1), "-f", "webm", path)
 		_ = os.Remove(out)
+	}
+}
+
+// noPreSkip sets the pre-skip of an FFmpeg-written Opus WebM to 0, in its
+// OpusHead and its CodecDelay, as the recorder writes them; the file keeps
+// its size.
+func noPreSkip(t testing.TB, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := bytes.Index(b, []byte("OpusHead"))
+	if head < 0 || len(b) < head+19 {
+		t.Fatalf("%s: no OpusHead", path)
+	}
+	b[head+10], b[head+11] = 0, 0
+	// CodecDelay (0x56AA), a one-byte size, then its value.
+	if i := bytes.Index(b[:head], []byte{0x56, 0xAA}); i >= 0 && b[i+2]&0xF0 == 0x80 {
+		clear(b[i+3 : i+3+int(b[i+2]&0x0F)])
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,0 +1,113 @@
+package render_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapedeck/tapedeck/render"
+)
+
+// TestSteadyAudioSameSamples: a piece whose file is steady in its stretch
+// is placed without aresample (and without aformat when its file decodes
+// to stereo), and the mix is the same, byte for byte, as with aresample
+// on every piece: files written as the recorder writes Opus (two channels,
+// no pre-skip) and as FFmpeg does (one channel, a 312-sample pre-skip and
+// its codec delay), a lead before a late joiner, 2-s windows whose pieces
+// start after a seek, and a hole of 200 ms in a file, whose windows keep
+// aresample.
+func TestSteadyAudioSameSamples(t *testing.T) {
+	requireFFmpeg(t)
+	dir := t.TempDir()
+	ss := makeSession(t, filepath.Join(dir, "session"), []synthPart{
+		// alice's video makes the render's windows (the mix is drawn in
+		// the video's).
+		{ID: "alice", Video: "vp8", W: 320, H: 180, FPS: 15, Audio: true, RecorderOpus: true, Marks: true, Length: 6 * time.Second},
+		// Packets 100 to 109 of bob's file (2 to 2.2 s into it) are lost.
+		{ID: "bob", Audio: true, RecorderOpus: true, Marks: true, Join: 1300 * time.Millisecond, Length: 4500 * time.Millisecond,
+			AudioGap: [2]int{100, 110}},
+		{ID: "carol", Audio: true, Marks: true, Join: 700 * time.Millisecond, Length: 5 * time.Second},
+	})
+	plan, err := render.LoadPlan(ss.Dir, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		mixes    [][]byte
+		commands string
+	}
+	run := func(name string, opts render.Options) result {
+		out := filepath.Join(dir, name)
+		opts.OutDir, opts.MaxJobDuration, opts.FontFile, opts.LoudnessOff, opts.KeepWork, opts.Log =
+			out, 2*time.Second, "none", true, true, testLogger(t)
+		if _, err := render.Render(context.Background(), plan, ss.Dir, opts); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		work, err := filepath.Glob(filepath.Join(out, ".render-*"))
+		if err != nil || len(work) != 1 {
+			t.Fatalf("%s: work folders %v, %v", name, work, err)
+		}
+		wavs, err := filepath.Glob(filepath.Join(work[0], "mix-*.wav"))
+		if err != nil || len(wavs) == 0 {
+			t.Fatalf("%s: no mix windows (%v)", name, err)
+		}
+		var r result
+		for _, w := range wavs {
+			b, err := os.ReadFile(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.mixes = append(r.mixes, b)
+		}
+		cmds, err := os.ReadFile(filepath.Join(work[0], "commands.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.commands = string(cmds)
+		return r
+	}
+	steady := run("steady", render.Options{})
+	resampled := run("resampled", render.WithAudioResampled(render.Options{}))
+
+	if got, want := len(steady.mixes), len(resampled.mixes); got != want || got < 3 {
+		t.Fatalf("%d mix windows, want %d (and 3 or more)", got, want)
+	}
+	for i := range steady.mixes {
+		if !bytes.Equal(steady.mixes[i], resampled.mixes[i]) {
+			t.Errorf("mix window %d differs from aresample's (%d and %d bytes)", i, len(steady.mixes[i]), len(resampled.mixes[i]))
+		}
+	}
+
+	// What each render placed: a piece's chain starts at its input's atrim.
+	pieces := regexp.MustCompile(`\[\d+:a\]atrim=[^\[;]*`)
+	count := func(cmds string) (all, resampled, converted int) {
+		for _, chain := range pieces.FindAllString(cmds, -1) {
+			all++
+			if strings.Contains(chain, "aresample=async") {
+				resampled++
+			}
+			if strings.Contains(chain, "aformat=") {
+				converted++
+			}
+		}
+		return
+	}
+	all, res, conv := count(resampled.commands)
+	if res != all || conv != all || all < 6 {
+		t.Fatalf("with aresample everywhere: %d pieces, %d with aresample, %d with aformat", all, res, conv)
+	}
+	all, res, conv = count(steady.commands)
+	// Of the 9 pieces (three participants, three windows), the one of
+	// bob's file that reaches over its hole (file times 2 to 2.2 s, in
+	// the second window) keeps aresample and aformat; carol's file (one
+	// channel) keeps aformat; the others go without both.
+	if all != 9 || res != 1 || conv != 4 {
+		t.Errorf("%d pieces, %d placed by aresample, %d converted by aformat; want 9, 1 (bob's over his hole), 4 (carol's and that one)", all, res, conv)
+	}
+	t.Logf("%d pieces: %d placed by aresample (bob's hole), %d converted to stereo (carol's file, and bob's over his hole)", all, res, conv)
+}
