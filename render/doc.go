@@ -39,9 +39,10 @@
 // How a plan becomes audio. Every audio lane is one continuous stream: its
 // pieces (the plan's sources, merged where they continue each other) are
 // trimmed in file time, placed by their timestamps (aresample async fills
-// packet-loss holes with silence), resampled by 1/Speed when the sender's
-// clock is off, given their gain and cut to an exact number of samples;
-// silence fills the time between them. The lanes are mixed without
+// packet-loss holes with silence; a stretch whose packets follow each other
+// goes without it, its samples the same: sourceaudio.go), resampled by
+// 1/Speed when the sender's clock is off, given their gain and cut to an
+// exact number of samples; silence fills the time between them. The lanes are mixed without
 // normalization into one float WAV of exactly the video's length, whose
 // loudness (EBU R128, ebur128) is measured in the same pass; it is then
 // encoded (AAC, Opus) with the gain that reaches the target loudness, through
