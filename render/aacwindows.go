@@ -131,7 +131,7 @@ func (p *Program) aacWindowInput(i int, af []string) aacWindowIn {
 	filters := []string{fmt.Sprintf("atrim=start_sample=%d:end_sample=%d", sp.Start-first, sp.End-first), "asetpts=N/SR/TB"}
 	filters = append(filters, af...)
 	return aacWindowIn{in: []string{"-f", "concat", "-safe", "0", "-i", list}, filter: strings.Join(filters, ","),
-		files: map[string]string{list: ffconcat(names, durs)}}
+		files: map[string]string{list: wavConcat(names, durs)}}
 }
 
 // aacEncoderArgs are the AAC encoder's options.

@@ -131,7 +131,7 @@ func TestAACWindows(t *testing.T) {
 		writeWAV(t, filepath.Join(dir, audioWindowFile(i)), wavFloat, 2, sampleRate, 32, floatBytes(src[2*a:2*b]))
 		names, durs = append(names, audioWindowFile(i)), append(durs, float64(b-a)/sampleRate)
 	}
-	p.audioList = ffconcat(names, durs)
+	p.audioList = wavConcat(names, durs)
 	r := &runner{ffmpeg: ff, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx := context.Background()
 	one := p.encodeMix("one pass", "one.m4a", nil, "-c:a", "aac", "-b:a", fmt.Sprintf("%dk", aacBitrate), "-f", "mp4")
@@ -248,7 +248,7 @@ func TestMuxEncodesAAC(t *testing.T) {
 	if !p.muxMayEncodeAAC() {
 		t.Fatal("one encoded window and the audio profile: the mux should be allowed to encode the AAC")
 	}
-	p.audioList = ffconcat([]string{audioWindowFile(0)}, []float64{float64(total) / sampleRate})
+	p.audioList = wavConcat([]string{audioWindowFile(0)}, []float64{float64(total) / sampleRate})
 	af := []string{"volume=-3dB"} // a loudness gain
 	src := floatBytes(speechLike(int(total), nil))
 	var apart, inMux string // the M4A of each way

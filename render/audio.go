@@ -219,7 +219,7 @@ func audioWindows(p *timeline.Plan, prog *Program) []Command {
 	}
 	// The encodes read the windows through the same script: the whole mix
 	// is never written out.
-	prog.audioList = ffconcat(names, durs)
+	prog.audioList = wavConcat(names, durs)
 	return windows
 }
 

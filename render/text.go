@@ -127,10 +127,27 @@ func captionsSRT(cues []timeline.Cue) string {
 // ffconcat returns a concat-demuxer script for the files and their exact
 // durations (seconds).
 func ffconcat(files []string, durations []float64) string {
+	return ffconcatWith(files, durations, "")
+}
+
+// wavPacketBytes is the size of the packets WAV windows are read in: 8192
+// samples of stereo float, where FFmpeg's WAV demuxer reads 4 KiB (512
+// samples), and every filter and the encoder's buffer after it then
+// handle sixteen times the frames (0.37 G instructions of 15 G in the mux
+// of a 60-s call, docs/render-cpu.md). The samples are the same.
+const wavPacketBytes = 8192 * 2 * 4
+
+// wavConcat is ffconcat for WAV files, read in packets of wavPacketBytes.
+func wavConcat(files []string, durations []float64) string {
+	return ffconcatWith(files, durations, fmt.Sprintf("option max_size %d\n", wavPacketBytes))
+}
+
+// ffconcatWith is ffconcat with the directives opts after every file.
+func ffconcatWith(files []string, durations []float64, opts string) string {
 	var b strings.Builder
 	b.WriteString("ffconcat version 1.0\n")
 	for i, f := range files {
-		fmt.Fprintf(&b, "file '%s'\nduration %s\n", strings.ReplaceAll(f, "'", `'\''`), fnum(durations[i]))
+		fmt.Fprintf(&b, "file '%s'\n%sduration %s\n", strings.ReplaceAll(f, "'", `'\''`), opts, fnum(durations[i]))
 	}
 	return b.String()
 }
