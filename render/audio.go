@@ -289,9 +289,9 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 		trim = fmt.Sprintf("atrim=start=%s:end=%s", fnum(fs), fnum(te))
 	}
 	stretched := math.Abs(speed-1) > speedTolerance
-	var span audioSpan
-	if s.audioSpan != nil && !stretched {
-		span = s.audioSpan(pc.Src.Path, fs, n, seek > 0)
+	var span audioStretch
+	if s.stretchOf != nil && !stretched {
+		span = s.stretchOf(pc.Src.Path, fs, n, seek > 0)
 	}
 	filters := []string{trim}
 	switch {

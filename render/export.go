@@ -376,7 +376,7 @@ func Export(ctx context.Context, sessionDir string, opts ExportOptions) (res *Ex
 	}
 	files := newSourceFiles(dir, log)
 	sp, err := CompileStems(plans, StemSettings{SessionDir: dir, FontFile: font, Preset: opts.Preset, MaxJobFrames: maxFrames,
-		Audio: opts.Audio, Video: opts.Video, lastFrame: files.before, audioSpan: files.audio})
+		Audio: opts.Audio, Video: opts.Video, lastFrame: files.before, stretchOf: files.audio})
 	if err != nil {
 		return nil, err
 	}

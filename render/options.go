@@ -70,7 +70,7 @@ type Options struct {
 	// set by the tests and the benchmark, through export_test.go.
 	overlays bool
 	// resampleAll places every audio piece with aresample, as if no file
-	// could be read (Settings.audioSpan unset); the tests compare.
+	// could be read (Settings.stretchOf unset); the tests compare.
 	resampleAll bool
 }
 

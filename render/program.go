@@ -66,11 +66,11 @@ type Settings struct {
 	// it lies further back than a frame before the piece's first output
 	// frame. Unset, a piece reaches back a frame.
 	lastFrame func(path string, t float64) (float64, bool)
-	// audioSpan, if set, tells how n samples of an audio file (a plan
+	// stretchOf, if set, tells how n samples of an audio file (a plan
 	// path) from file time fs decode, from its start or after a seek
 	// (sourceFiles.audio): a steady stretch is placed without aresample,
 	// a stereo one without aformat. Unset, every piece has both.
-	audioSpan func(path string, fs float64, n int64, seek bool) audioSpan
+	stretchOf func(path string, fs float64, n int64, seek bool) audioStretch
 	// overlays composes every scene with the chain of overlays, never with
 	// xstack (stack.go): the tests compare the two.
 	overlays bool

@@ -146,7 +146,7 @@ func prepare(ctx context.Context, plan *timeline.Plan, sessionDir string, opts O
 		AudioWindows: true, overlays: opts.overlays, lastFrame: files.before,
 	}
 	if !opts.resampleAll {
-		settings.audioSpan = files.audio
+		settings.stretchOf = files.audio
 	}
 	prog, err := Compile(plan, settings)
 	if err != nil {

@@ -29,8 +29,8 @@ type audioQuery struct {
 	seek bool
 }
 
-// audioSpan is how a stretch of an audio file decodes.
-type audioSpan struct {
+// audioStretch is how a stretch of an audio file decodes.
+type audioStretch struct {
 	// stereo: the file decodes to two channels (its OpusHead says so).
 	stereo bool
 	// steady: FFmpeg times the stretch's frames so that aresample, as the
@@ -39,8 +39,8 @@ type audioSpan struct {
 }
 
 // audio returns how the plan's file path decodes in n samples from file
-// time fs; the zero audioSpan (assume nothing) when it cannot tell.
-func (f *sourceFiles) audio(path string, fs float64, n int64, seek bool) audioSpan {
+// time fs; the zero audioStretch (assume nothing) when it cannot tell.
+func (f *sourceFiles) audio(path string, fs float64, n int64, seek bool) audioStretch {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := audioQuery{path, fs, n, seek}
@@ -53,17 +53,17 @@ func (f *sourceFiles) audio(path string, fs float64, n int64, seek bool) audioSp
 }
 
 // readAudio is audio, read from the file; f.mu is held.
-func (f *sourceFiles) readAudio(q audioQuery) audioSpan {
+func (f *sourceFiles) readAudio(q audioQuery) audioStretch {
 	file, x := f.open(q.path)
 	if x == nil {
-		return audioSpan{}
+		return audioStretch{}
 	}
 	defer file.Close()
 	head, ok := x.Opus()
 	if !ok {
-		return audioSpan{}
+		return audioStretch{}
 	}
-	span := audioSpan{stereo: head.Channels == 2}
+	span := audioStretch{stereo: head.Channels == 2}
 	tps := x.TicksPerSecond()
 	if tps <= 0 || sampleRate%tps != 0 || (sampleRate/tps)%2 != 0 {
 		return span

@@ -23,7 +23,7 @@ type sourceFiles struct {
 	mu      sync.Mutex
 	indexes map[string]*mkv.Clusters // by plan path; nil: not indexable
 	frames  map[frameQuery]frameAnswer
-	audios  map[audioQuery]audioSpan
+	audios  map[audioQuery]audioStretch
 }
 
 type frameQuery struct {
@@ -38,7 +38,7 @@ type frameAnswer struct {
 
 func newSourceFiles(sessionDir string, log *slog.Logger) *sourceFiles {
 	return &sourceFiles{sessionDir: sessionDir, log: log, indexes: map[string]*mkv.Clusters{},
-		frames: map[frameQuery]frameAnswer{}, audios: map[audioQuery]audioSpan{}}
+		frames: map[frameQuery]frameAnswer{}, audios: map[audioQuery]audioStretch{}}
 }
 
 // open opens the plan's file path with its cluster index, or returns a nil

@@ -287,9 +287,9 @@ type StemSettings struct {
 	// Audio makes PARTICIPANT.wav, Video PARTICIPANT.mp4 (with the
 	// participant's audio as AAC when they sent any).
 	Audio, Video bool
-	// lastFrame and audioSpan are Settings'.
+	// lastFrame and stretchOf are Settings'.
 	lastFrame func(path string, t float64) (float64, bool)
-	audioSpan func(path string, fs float64, n int64, seek bool) audioSpan
+	stretchOf func(path string, fs float64, n int64, seek bool) audioStretch
 }
 
 // CompileStems translates stem plans into FFmpeg commands. It is pure. A
@@ -316,7 +316,7 @@ func CompileStems(plans []StemPlan, ss StemSettings) (*StemProgram, error) {
 		}
 		prog, err := Compile(p.Plan, Settings{SessionDir: ss.SessionDir, Profiles: []Profile{profile}, FontFile: ss.FontFile,
 			Preset: ss.Preset, Captions: CaptionsOff, LoudnessOff: true, MaxJobFrames: ss.MaxJobFrames, MaxJobInputs: ss.MaxJobInputs,
-			measureSide: true, lastFrame: ss.lastFrame, audioSpan: ss.audioSpan})
+			measureSide: true, lastFrame: ss.lastFrame, stretchOf: ss.stretchOf})
 		if err != nil {
 			return nil, fmt.Errorf("render: stem of %s: %w", p.Participant, err)
 		}
