@@ -159,7 +159,6 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 		}
 		lanePads = append(lanePads, pad)
 	}
-	var mix string
 	var filters []string
 	switch len(lanePads) {
 	case 0:
@@ -176,7 +175,7 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 		// lane placed without aresample keeps its file's timestamps.
 		filters = append(filters, "asetpts=N/SR/TB")
 	}
-	mix = g.label("mix")
+	mix := g.label("mix")
 	g.chain(lanePads, filters, mix)
 	return mix
 }

@@ -115,15 +115,17 @@ func steadySpan(pk []mkv.Packet, spt, preSkip int64, fromStart bool, fsS, n int6
 	if len(pk) == 0 || n <= 0 {
 		return false
 	}
+	for i, p := range pk {
+		if p.Samples <= 0 || i > 0 && p.Ticks < pk[i-1].Ticks {
+			return false // a packet of unknown length, or out of order
+		}
+	}
 	half := spt / 2
 	run := func(offset int64) bool {
 		var last, expect int64 // where the previous frame ended; where aresample expects the next
 		seen := false
 		for i, p := range pk {
 			t, ns := p.Ticks*spt, int64(p.Samples)
-			if ns <= 0 {
-				return false // a packet of unknown length
-			}
 			var at int64
 			switch {
 			case i == 0 && fromStart:
@@ -140,9 +142,6 @@ func steadySpan(pk []mkv.Packet, spt, preSkip int64, fromStart bool, fsS, n int6
 				} else {
 					at = min(max(last, a), b)
 				}
-			}
-			if i > 0 && p.Ticks < pk[i-1].Ticks {
-				return false
 			}
 			last = at + ns
 			if last <= fsS {

@@ -1,7 +1,6 @@
 package mkv
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -153,9 +152,9 @@ func (x *Clusters) FrameBefore(r io.ReaderAt, t time.Duration) (time.Duration, b
 // reading only the blocks' headers.
 func blocksAt(r io.ReaderAt, c clusterRef, fn func(ticks int64)) error {
 	return blocksAtWith(r, c, func(body int64, size uint64) error {
-		rel, err := blockRel(r, body, size)
+		p, err := readPacket(r, c.ts, body, size, false)
 		if err == nil {
-			fn(c.ts + int64(rel))
+			fn(p.Ticks)
 		}
 		return err
 	})
@@ -195,21 +194,6 @@ func childrenAt(r io.ReaderAt, at, end int64, fn func(id uint32, body int64, siz
 		at = body + int64(size)
 	}
 	return nil
-}
-
-// blockRel reads the timestamp of a Block or SimpleBlock of size bytes at
-// at, relative to its cluster's.
-func blockRel(r io.ReaderAt, at int64, size uint64) (int16, error) {
-	var b [12]byte
-	k, err := r.ReadAt(b[:min(uint64(len(b)), size)], at)
-	if k == 0 && err != nil {
-		return 0, err
-	}
-	_, tl, _ := readVint(b[:k])
-	if tl == 0 || k < tl+2 {
-		return 0, fmt.Errorf("block at %d: %w", at, errCorrupt)
-	}
-	return int16(binary.BigEndian.Uint16(b[tl:])), nil
 }
 
 // clusterTimestamp reads a cluster's Timestamp, which a writer puts before
