@@ -52,6 +52,7 @@ const (
 	idSimpleBlock   = 0xA3
 	idBlockGroup    = 0xA0
 	idBlock         = 0xA1
+	idDiscardPad    = 0x75A2 // DiscardPadding: ns of a Block's end that a decoder drops
 	idCues          = 0x1C53BB6B
 	idCuePoint      = 0xBB
 	idCueTime       = 0xB3

@@ -13,8 +13,10 @@ type Packet struct {
 	// Ticks is the block's time at the file's TimestampScale.
 	Ticks int64
 	// Samples is, for Opus, the number of 48 kHz samples the packet
-	// decodes to (RFC 6716 section 3.1); 0 for another codec, a laced
-	// block (several packets) or a packet that cannot be read.
+	// decodes to (RFC 6716 section 3.1), less those its BlockGroup's
+	// DiscardPadding drops from its end (as FFmpeg marks a stream's last
+	// packet); 0 for another codec, a laced block (several packets) or a
+	// packet that cannot be read.
 	Samples int
 }
 
@@ -55,18 +57,73 @@ func (x *Clusters) Packets(r io.ReaderAt, from, to int64, fn func(Packet)) error
 	i := max(sort.Search(len(x.clusters), func(i int) bool { return x.clusters[i].ts > from })-1, 0)
 	for ; i < len(x.clusters) && x.clusters[i].ts <= to; i++ {
 		c := x.clusters[i]
-		err := blocksAtWith(r, c, func(body int64, size uint64) error {
+		emit := func(body int64, size uint64, discard int64) error {
 			p, err := readPacket(r, c.ts, body, size, x.codec == "opus")
-			if err == nil && p.Ticks >= from && p.Ticks <= to {
+			if err != nil {
+				return err
+			}
+			if discard > 0 && p.Samples > 0 {
+				// As a demuxer turns it into samples to skip: rounded
+				// to the nearest.
+				p.Samples = max(0, p.Samples-int((discard*48_000+500_000_000)/1_000_000_000))
+			}
+			if p.Ticks >= from && p.Ticks <= to {
 				fn(p)
 			}
-			return err
+			return nil
+		}
+		err := childrenAt(r, c.body, c.body+c.size, func(id uint32, body int64, size uint64) error {
+			switch id {
+			case idSimpleBlock:
+				return emit(body, size, 0)
+			case idBlockGroup:
+				return blockGroupAt(r, body, size, emit)
+			}
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("mkv: packets: %w", err)
 		}
 	}
 	return nil
+}
+
+// blockGroupAt calls emit with the Block of the BlockGroup of size bytes at
+// body and its DiscardPadding (ns; 0 without one).
+func blockGroupAt(r io.ReaderAt, body int64, size uint64, emit func(body int64, size uint64, discard int64) error) error {
+	var block int64 = -1
+	var blockSize uint64
+	var discard int64
+	err := childrenAt(r, body, body+int64(size), func(id uint32, body int64, size uint64) error {
+		switch id {
+		case idBlock:
+			block, blockSize = body, size
+		case idDiscardPad:
+			b, err := readAt(r, body, size, 8)
+			if err != nil {
+				return err
+			}
+			discard = readInt(b)
+		}
+		return nil
+	})
+	if err != nil || block < 0 {
+		return err
+	}
+	return emit(block, blockSize, discard)
+}
+
+// readInt decodes a signed integer element body (big-endian two's
+// complement, 0 to 8 bytes).
+func readInt(b []byte) int64 {
+	if len(b) == 0 {
+		return 0
+	}
+	v := int64(int8(b[0]))
+	for _, c := range b[1:] {
+		v = v<<8 | int64(c)
+	}
+	return v
 }
 
 // readPacket reads the Block or SimpleBlock of size bytes at at, in a

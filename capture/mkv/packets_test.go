@@ -132,17 +132,24 @@ func TestPacketsFFmpeg(t *testing.T) {
 		t.Errorf("Opus() = %+v, %v; want 1 channel, pre-skip 312, codec delay 6.5 ms", head, ok)
 	}
 	var got []string
+	samples := 0
 	if err := x.Packets(f, -1000, 10_000, func(p Packet) {
 		// ffprobe's times are the blocks' moved back by the codec
 		// delay, rounded to a tick (7 ms).
 		got = append(got, strconv.FormatInt(p.Ticks-7, 10)+":"+strconv.Itoa(p.Samples))
+		samples += p.Samples
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// The last packet's duration is shortened by its padding in ffprobe's
-	// list; its samples are the TOC's.
+	// The last packet's duration in ffprobe's list is in milliseconds,
+	// and its samples are cut by its DiscardPadding to less than that.
 	if len(got) != len(want) || strings.Join(got[:len(got)-1], " ") != strings.Join(want[:len(want)-1], " ") {
 		t.Errorf("Packets:\n got %v\nwant %v", got, want)
+	}
+	// What the decoder gives: the packets' samples less the pre-skip.
+	pcm := run(t, "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path, "-f", "f32le", "-ac", "1", "-")
+	if got, want := samples-head.PreSkip, len(pcm)/4; got != want {
+		t.Errorf("the packets' samples less the pre-skip: %d, want the %d decoded", got, want)
 	}
 }
 
