@@ -145,8 +145,8 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 			if pc.s0 > at {
 				segs = append(segs, silence(g, pc.s0-at))
 			}
-			pad, _ := audioSource(g, s, pc, 0, 0, true)
-			segs = append(segs, pad)
+			pad, rt := audioSource(g, s, pc, 0, 0, true)
+			segs, retimed = append(segs, pad), retimed || rt
 			at = pc.s1
 		}
 		if sb > at {
@@ -261,8 +261,8 @@ func silence(g *graph, n int64) string {
 // sample count, which is what its timestamps are whenever it has audio.
 //
 // retimed is true when the samples keep the file's timestamps (a steady
-// stretch, not joined to anything): the mix they go to must be timed by
-// its sample count.
+// stretch not joined to anything, or one whose file holds all its
+// samples): the mix they go to must be timed by its sample count.
 func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joined bool) (pad string, retimed bool) {
 	speed := pc.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
@@ -292,7 +292,15 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 	if s.stretchOf != nil && !stretched {
 		span = s.stretchOf(pc.Src.Path, fs, n, seek > 0)
 	}
-	filters := []string{trim}
+	// whole: the stretch's frames, as the file holds them, are the
+	// piece's samples and more; they need no placing, no padding, and
+	// no retiming before a concat (their timestamps are the file's, and
+	// the mix after them is retimed).
+	whole := span.steady && span.full && trail == 0
+	var filters []string
+	if !whole || fs > 0 {
+		filters = append(filters, trim)
+	}
 	switch {
 	case span.steady:
 		// Placed as aresample would leave it (sourceaudio.go): the
@@ -315,17 +323,25 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 	if pc.Gain != 0 {
 		filters = append(filters, "volume="+num(pc.Gain)+"dB")
 	}
-	if trail > 0 {
+	switch {
+	case whole:
+		// Cut to its length by their count; the loose cut in file time
+		// before it is needed only where it trims the start.
+		filters = append(filters, fmt.Sprintf("atrim=end_sample=%d", n))
+	case trail > 0:
 		// Cut to at most its length, then padded to its length and the
 		// silence after it: the same samples as padding it to its length,
 		// cutting it there and adding the silence.
 		filters = append(filters, fmt.Sprintf("atrim=end_sample=%d", n), fmt.Sprintf("apad=whole_len=%d", n+trail))
-	} else {
+	default:
 		filters = append(filters, fmt.Sprintf("apad=whole_len=%d", n), fmt.Sprintf("atrim=end_sample=%d", n))
 	}
-	// A piece after a lead is joined to its silence by a concat too.
-	retimed = span.steady && !joined && lead == 0
-	if joined || lead > 0 {
+	// A piece after a lead is joined to its silence by a concat too; one
+	// whose samples all come from its file keeps the file's timestamps
+	// there (concat adds its segments' lengths to them, and no silence
+	// of apad's reaches it without any).
+	retimed = span.steady && (whole || !joined && lead == 0)
+	if !whole && (joined || lead > 0) {
 		filters = append(filters, "asetpts=N/SR/TB")
 	}
 	pad = g.label("a")

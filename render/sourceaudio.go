@@ -36,6 +36,9 @@ type audioStretch struct {
 	// steady: FFmpeg times the stretch's frames so that aresample, as the
 	// chain runs it, would neither insert nor drop a sample (steadySpan).
 	steady bool
+	// full: steady, and the frames after the trim hold all n samples, so
+	// that no silence need pad them to their length.
+	full bool
 }
 
 // audio returns how the plan's file path decodes in n samples from file
@@ -88,7 +91,7 @@ func (f *sourceFiles) readAudio(q audioQuery) audioStretch {
 		f.log.Debug("render: audio packets not read", "file", q.path, "err", err)
 		return span
 	}
-	span.steady = steadySpan(pk, spt, int64(head.PreSkip), !q.seek, fsS, q.n)
+	span.steady, span.full = steadySpan(pk, spt, int64(head.PreSkip), !q.seek, fsS, q.n)
 	return span
 }
 
@@ -100,7 +103,10 @@ const aresampleTolerance = 40
 // steadySpan reports whether aresample, fed the stretch [fsS, fsS+n)
 // (samples) of packets pk (in file order, spt samples per tick of their
 // times), would pass every sample through: the frames that reach it after
-// the trim start at fsS and follow each other, to within its tolerance.
+// the trim start at fsS and follow each other, to within its tolerance;
+// and whether, steady, those frames hold at least n samples (full; a
+// packet's samples are those left after its DiscardPadding, which FFmpeg
+// puts on a file's last Opus packet).
 //
 // It follows FFmpeg 5.1: ffmpeg.c times each decoded frame with
 // av_rescale_delta, which keeps the position where the previous frame
@@ -111,17 +117,17 @@ const aresampleTolerance = 40
 // first packet and is decoded from there; otherwise (after a seek) the
 // first packets' positions are known only to within half a tick, and every
 // one of them must do.
-func steadySpan(pk []mkv.Packet, spt, preSkip int64, fromStart bool, fsS, n int64) bool {
+func steadySpan(pk []mkv.Packet, spt, preSkip int64, fromStart bool, fsS, n int64) (steady, full bool) {
 	if len(pk) == 0 || n <= 0 {
-		return false
+		return false, false
 	}
 	for i, p := range pk {
 		if p.Samples <= 0 || i > 0 && p.Ticks < pk[i-1].Ticks {
-			return false // a packet of unknown length, or out of order
+			return false, false // a packet of unknown length, or out of order
 		}
 	}
 	half := spt / 2
-	run := func(offset int64) bool {
+	run := func(offset int64) (steady, full bool) {
 		var last, expect int64 // where the previous frame ended; where aresample expects the next
 		seen := false
 		for i, p := range pk {
@@ -131,7 +137,7 @@ func steadySpan(pk []mkv.Packet, spt, preSkip int64, fromStart bool, fsS, n int6
 			case i == 0 && fromStart:
 				at = (p.Ticks + roundHalfAway(preSkip, spt)) * spt
 				if ns -= preSkip; ns <= 0 {
-					return false
+					return false, false
 				}
 			case i == 0:
 				at = t + offset
@@ -160,21 +166,24 @@ func steadySpan(pk []mkv.Packet, spt, preSkip int64, fromStart bool, fsS, n int6
 				}
 			}
 			if d := at - expect; d > aresampleTolerance || d < -aresampleTolerance {
-				return false
+				return false, false
 			}
 			expect += ns
 		}
-		return seen
+		return seen, seen && expect-fsS >= n
 	}
 	if fromStart {
 		return run(0)
 	}
+	full = true
 	for o := -half; o <= half; o++ {
-		if !run(o) {
-			return false
+		ok, f := run(o)
+		if !ok {
+			return false, false
 		}
+		full = full && f
 	}
-	return true
+	return true, full
 }
 
 // roundHalfAway is v/d rounded to the nearest integer, halves away from

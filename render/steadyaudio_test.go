@@ -20,7 +20,9 @@ import (
 // no pre-skip) and as FFmpeg does (one channel, a 312-sample pre-skip and
 // its codec delay), a lead before a late joiner, 2-s windows whose pieces
 // start after a seek, and a hole of 200 ms in a file, whose windows keep
-// aresample.
+// aresample. A steady piece whose file holds all its samples goes without
+// apad, and without its loose cut in file time where it starts at its
+// file's start.
 func TestSteadyAudioSameSamples(t *testing.T) {
 	requireFFmpeg(t)
 	dir := t.TempDir()
@@ -83,9 +85,9 @@ func TestSteadyAudioSameSamples(t *testing.T) {
 		}
 	}
 
-	// What each render placed: a piece's chain starts at its input's atrim.
-	pieces := regexp.MustCompile(`\[\d+:a\]atrim=[^\[;]*`)
-	count := func(cmds string) (all, resampled, converted int) {
+	// What each render placed: a piece's chain starts at its input.
+	pieces := regexp.MustCompile(`\[\d+:a\][^\[;]*`)
+	count := func(cmds string) (all, resampled, converted, padded int) {
 		for _, chain := range pieces.FindAllString(cmds, -1) {
 			all++
 			if strings.Contains(chain, "aresample=async") {
@@ -94,20 +96,31 @@ func TestSteadyAudioSameSamples(t *testing.T) {
 			if strings.Contains(chain, "aformat=") {
 				converted++
 			}
+			if strings.Contains(chain, "apad=") {
+				padded++
+			}
 		}
 		return
 	}
-	all, res, conv := count(resampled.commands)
-	if res != all || conv != all || all < 6 {
-		t.Fatalf("with aresample everywhere: %d pieces, %d with aresample, %d with aformat", all, res, conv)
+	all, res, conv, pad := count(resampled.commands)
+	if res != all || conv != all || pad != all || all < 6 {
+		t.Fatalf("with aresample everywhere: %d pieces, %d with aresample, %d with aformat, %d with apad", all, res, conv, pad)
 	}
-	all, res, conv = count(steady.commands)
+	all, res, conv, pad = count(steady.commands)
 	// Of the 9 pieces (three participants, three windows), the one of
 	// bob's file that reaches over its hole (file times 2 to 2.2 s, in
 	// the second window) keeps aresample and aformat; carol's file (one
 	// channel) keeps aformat; the others go without both.
 	if all != 9 || res != 1 || conv != 4 {
 		t.Errorf("%d pieces, %d placed by aresample, %d converted by aformat; want 9, 1 (bob's over his hole), 4 (carol's and that one)", all, res, conv)
+	}
+	// bob's and carol's pieces of the last window reach past their files'
+	// ends, and bob's over his hole is placed by aresample: those three
+	// are padded to their length; the others' files hold all their
+	// samples (alice's 6 s to the end of the last window).
+	if pad != 3 {
+		t.Errorf("%d pieces padded by apad, want 3 (bob's and carol's in the last window, bob's over his hole):\n%s",
+			pad, strings.Join(pieces.FindAllString(steady.commands, -1), "\n"))
 	}
 	t.Logf("%d pieces: %d placed by aresample (bob's hole), %d converted to stereo (carol's file, and bob's over his hole)", all, res, conv)
 }
