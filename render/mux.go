@@ -198,7 +198,15 @@ func (p *Program) muxFile(pr Profile, aac *aacByMux) Command {
 	} else {
 		audio = p.aacAudio(aac, files)
 	}
-	args := append(baseArgs(), concatInput(e)...)
+	args := baseArgs()
+	if !webm && len(p.jobs) == 1 {
+		// One file, as its encoder wrote it: its parameter sets are the
+		// MP4's (the concat demuxer would otherwise put them before every
+		// keyframe, in Annex B, for the muxer to undo; they are needed
+		// there only where files made apart are joined).
+		args = append(args, "-auto_convert", "0")
+	}
+	args = append(args, concatInput(e)...)
 	args = append(args, audio.in...)
 	subs := p.settings.Captions == CaptionsTrack && len(p.cues) > 0
 	if subs {
