@@ -79,7 +79,8 @@ bench: deps-demo $(NATS_SERVER)
 ## bench-instructions: the render benchmark's call counted in instructions (valgrind's callgrind) rather than CPU
 ## time, which varies by up to 30 % from run to run on a shared VM: tapedeck against the hand-written commands,
 ## by library, and its windows against one job (a 60-second call; about an hour on 2 CPUs). Valgrind and a C
-## compiler from Debian's packages. TAPEDECK_BENCH_JOINS=0s: everyone from the start, the same picture
+## compiler from Debian's packages. TAPEDECK_BENCH_JOINS=0s: everyone from the start, the same picture;
+## TAPEDECK_BENCH_ARMS=3,6: only tapedeck and the hand-written command making the same picture and sound
 bench-instructions: deps-demo
 	@{ command -v valgrind && command -v cc; } >/dev/null 2>&1 || { \
 		echo "installing valgrind and gcc from Debian's packages"; \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,8 +152,8 @@ func BenchmarkRender(b *testing.B) {
 	// are, edge to edge. And the same command drawing tapedeck's grid: its
 	// last layout's tiles (the four participants), the pictures resized
 	// into them, the gutters filled.
-	hand := handCommand(ss, parts, nil, length, filepath.Join(outDir, "hand.mp4"))
-	sameGrid := handCommand(ss, parts, tapedeckGrid(b, ss, parts), length, filepath.Join(outDir, "hand-grid.mp4"))
+	hand := handCommand(ss, parts, nil, nil, length, filepath.Join(outDir, "hand.mp4"))
+	sameGrid := handCommand(ss, parts, tapedeckGrid(b, ss, parts), nil, length, filepath.Join(outDir, "hand-grid.mp4"))
 
 	if keep != "" {
 		if err := os.WriteFile(filepath.Join(keep, "hand.sh"), []byte(shellQuote(append([]string{ff}, hand...))+"\n"), 0o644); err != nil {
@@ -303,7 +304,8 @@ func gaplessEdits(b *testing.B, ss *synthSession, w, h int) *timeline.Edits {
 // preset and rate control as tapedeck's. With grid nil the pictures are
 // stacked as they are in a 2×2 grid, edge to edge; else each is resized into
 // its participant's rectangle of grid, and the rest of the frame is black.
-func handCommand(ss *synthSession, parts []synthPart, grid map[string]timeline.Rect, length time.Duration, out string) []string {
+// With snd nil the sounds are delayed by the join times; else as snd says.
+func handCommand(ss *synthSession, parts []synthPart, grid map[string]timeline.Rect, snd *handSound, length time.Duration, out string) []string {
 	args := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}
 	var fc strings.Builder
 	var layout, ins []string
@@ -317,21 +319,105 @@ func handCommand(ss *synthSession, parts []synthPart, grid map[string]timeline.R
 		fmt.Fprintf(&fc, "[%d:v]tpad=start_duration=%s:color=black,scale=%s,setsar=1[v%d];", i, sec(p.Join), size, i)
 		ins = append(ins, fmt.Sprintf("[v%d]", i))
 	}
-	for i, p := range parts {
-		args = append(args, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i+1].Tracks[0].Segments[0].Path))
-		fmt.Fprintf(&fc, "[%d:a]adelay=delays=%d:all=1[a%d];", len(parts)+i, p.Join.Milliseconds(), i)
-	}
+	args = append(args, handAudioInputs(ss, parts)...)
+	fc.WriteString(handMix(parts, snd, len(parts)))
 	if grid == nil {
-		fc.WriteString(strings.Join(ins, "") + "xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];")
+		fc.WriteString(strings.Join(ins, "") + "xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v]")
 	} else {
-		fmt.Fprintf(&fc, "%sxstack=inputs=%d:layout=%s:fill=black,pad=1280:720,fps=30,format=yuv420p[v];",
+		fmt.Fprintf(&fc, "%sxstack=inputs=%d:layout=%s:fill=black,pad=1280:720,fps=30,format=yuv420p[v]",
 			strings.Join(ins, ""), len(ins), strings.Join(layout, "|"))
 	}
-	fc.WriteString("[a0][a1][a2][a3]amix=inputs=4:duration=longest:normalize=0[a]")
 	return append(args, "-filter_complex", fc.String(), "-map", "[v]", "-map", "[a]",
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-crf", "23", "-maxrate", "3000k",
 		"-bufsize", "6000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", "-t", sec(length), out)
+}
+
+// handSound is how a hand-written command places and levels the sounds:
+// each participant's delayed by Delays (samples), the mix then through
+// Filters (a gain).
+type handSound struct {
+	Delays  map[string]int64
+	Filters []string
+}
+
+// handAudioInputs are the -i options of the participants' sound files.
+func handAudioInputs(ss *synthSession, parts []synthPart) []string {
+	var args []string
+	for i := range parts {
+		args = append(args, "-i", filepath.Join(ss.Dir, ss.Manifest.Lanes[2*i+1].Tracks[0].Segments[0].Path))
+	}
+	return args
+}
+
+// handMix is the hand-written command's audio graph: the sounds, inputs
+// from first on, delayed (by their join times, or as snd says) and mixed
+// by amix into [a]; it ends with a semicolon.
+func handMix(parts []synthPart, snd *handSound, first int) string {
+	var fc strings.Builder
+	for i, p := range parts {
+		delay := fmt.Sprint(p.Join.Milliseconds())
+		if snd != nil {
+			delay = fmt.Sprintf("%dS", snd.Delays[p.ID])
+		}
+		fmt.Fprintf(&fc, "[%d:a]adelay=delays=%s:all=1[a%d];", first+i, delay, i)
+	}
+	fc.WriteString("[a0][a1][a2][a3]amix=inputs=4:duration=longest:normalize=0")
+	if snd != nil && len(snd.Filters) > 0 {
+		fc.WriteString("," + strings.Join(snd.Filters, ","))
+	}
+	fc.WriteString("[a];")
+	return fc.String()
+}
+
+// sameSound is the placing and level of tapedeck's mix of the call's
+// sounds: each delayed to where the sync model plays it (the plan's first
+// stretch of it), the mix given the gain tapedeck's normalization gives it,
+// measured by the render's own meter on this mix (run here, uncounted), in
+// work.
+func sameSound(b *testing.B, ff string, ss *synthSession, parts []synthPart, length time.Duration, work string) *handSound {
+	b.Helper()
+	plan, err := render.LoadPlan(ss.Dir, render.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snd := &handSound{Delays: map[string]int64{}}
+	for _, iv := range plan.Intervals {
+		for _, a := range iv.Audio {
+			if _, ok := snd.Delays[a.Participant]; ok {
+				continue
+			}
+			d := int64(math.Round((iv.Start.Seconds() - a.Source.FileStart/a.Source.Speed) * 48000))
+			if d < 0 || a.Source.Segment != 0 {
+				b.Fatalf("%s's sound plays from %.6f s of its file %d at %v: not a delay of its file", a.Participant, a.Source.FileStart, a.Source.Segment, iv.Start)
+			}
+			snd.Delays[a.Participant] = d
+		}
+	}
+	if len(snd.Delays) != len(parts) {
+		b.Fatalf("the plan plays %d participants' sounds, want %d", len(snd.Delays), len(parts))
+	}
+	mix := filepath.Join(work, "same-sound-mix.wav")
+	args := append([]string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error"}, handAudioInputs(ss, parts)...)
+	args = append(args, "-filter_complex", strings.TrimSuffix(handMix(parts, snd, 0), ";"), "-map", "[a]",
+		"-c:a", "pcm_f32le", "-t", sec(length), "-f", "wav", mix)
+	if out, err := exec.Command(ff, args...).CombinedOutput(); err != nil {
+		b.Fatalf("the hand-written mix: %v\n%s", err, out)
+	}
+	if snd.Filters, err = render.NormalizationFilters(mix); err != nil {
+		b.Fatal(err)
+	}
+	return snd
+}
+
+// audioStreamMD5 is the MD5 of the packets of path's audio stream.
+func audioStreamMD5(ff, path string) (string, error) {
+	out, err := exec.Command(ff, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path,
+		"-map", "0:a", "-c", "copy", "-f", "md5", "-").Output()
+	if err != nil {
+		return "", fmt.Errorf("md5 of %s's audio: %w", path, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // benchRow prints one arm of a benchmark: the medians of its runs' wall and

@@ -164,3 +164,14 @@ func (p *Program) MuxEncodingAAC(l Loudness) []Command {
 	}
 	return cmds
 }
+
+// NormalizationFilters are the filters with which a render brings a mix,
+// the 48-kHz stereo float WAV at path, to the default loudness target (none
+// for silence): the benchmark gives its hand-written command the same gain.
+func NormalizationFilters(path string) ([]string, error) {
+	b, err := measureWAV(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	return loudnessFilters(&Settings{Loudness: DefaultLoudness}, b.loudness()), nil
+}

@@ -40,9 +40,14 @@ import (
 // (valgrind runs FFmpeg about 20 times slower). The arms: 1. tapedeck, 2.
 // the hand-written command (edge to edge), 3. tapedeck with gap 0 and no
 // labels, 4. the hand-written command drawing tapedeck's grid, 5. tapedeck
-// in 10-s windows. With TAPEDECK_BENCH_JOINS=0s (everyone from the start)
-// arms 2 and 3 draw the same picture; TAPEDECK_BENCH_ARMS=3,2 runs those
-// only. It needs valgrind and a C compiler (cc, for the shim below) and
+// in 10-s windows, 6. the hand-written command (edge to edge) making
+// tapedeck's sound: each participant's placed where the sync model plays
+// it, the mix given the gain of tapedeck's loudness normalization (FFmpeg's
+// AAC encoder executes more or less as the sound differs: a millisecond's
+// shift moved it by 6 %, 2 dB by 13 %). With TAPEDECK_BENCH_JOINS=0s
+// (everyone from the start) arms 2, 3 and 6 draw the same picture, and arms
+// 3 and 6 make the same sound: their AAC streams must be identical.
+// TAPEDECK_BENCH_ARMS=3,6 runs those only. It needs valgrind and a C compiler (cc, for the shim below) and
 // skips without them.
 func BenchmarkInstructions(b *testing.B) {
 	ff, fp := requireFFmpeg(b)
@@ -87,14 +92,17 @@ func BenchmarkInstructions(b *testing.B) {
 		// per output second, and a hand-written command's output need not
 		// last the call (it ends with its inputs' last frames).
 		frames int64
+		out    string
 	}
 	arms := []*arm{
 		{name: "tapedeck render (mp4-720p, one job)", sess: ss},
-		{name: "hand-written xstack + amix (edge to edge)", hand: handCommand(ss, parts, nil, length, "hand.mp4")},
+		{name: "hand-written xstack + amix (edge to edge)", hand: handCommand(ss, parts, nil, nil, length, "hand.mp4")},
 		{name: "tapedeck, gap 0, no labels (no resize)", sess: ss, opts: render.Options{Edits: noGap}},
-		{name: "hand-written, tapedeck's grid", hand: handCommand(ss, parts, grid, length, "hand-grid.mp4")},
+		{name: "hand-written, tapedeck's grid", hand: handCommand(ss, parts, grid, nil, length, "hand-grid.mp4")},
 		{name: fmt.Sprintf("tapedeck in %v windows (keyframes asked)", window), sess: asked,
 			opts: render.Options{MaxJobDuration: window}},
+		{name: "hand-written (edge to edge), tapedeck's sound",
+			hand: handCommand(ss, parts, nil, sameSound(b, ff, ss, parts, length, b.TempDir()), length, "hand-sound.mp4")},
 	}
 	armDir := func(a *arm) string { return filepath.Join(tools, fmt.Sprintf("arm-%d", slices.Index(arms, a)+1)) }
 	// run runs a in its folder, with FFmpeg and ffprobe (ffmpeg-go runs it
@@ -152,6 +160,7 @@ func BenchmarkInstructions(b *testing.B) {
 			a.self = self1 - self0
 			out = outs[0].Path
 		}
+		a.out = out
 		// Counted by the real ffprobe, not the wrapped one.
 		if a.frames, err = videoFrames(fp, out); err != nil {
 			return fmt.Errorf("%s: %w", a.name, err)
@@ -244,6 +253,22 @@ func BenchmarkInstructions(b *testing.B) {
 	ratio("tapedeck / hand-written with tapedeck's grid", "instr-ratio-same-grid", 0, 3)
 	ratio("tapedeck with gap 0, no labels / hand-written (the same tiles)", "instr-ratio-gap0", 2, 1)
 	ratio("windows / one job", "instr-ratio-windows", 4, 0)
+	ratio("tapedeck with gap 0, no labels / hand-written making its sound", "instr-ratio-same-sound", 2, 5)
+	// Arms 3 and 6 hand their AAC encoders the same samples, or the last
+	// ratio is not of the same work.
+	if arms[2].processes > 0 && arms[5].processes > 0 {
+		var sums [2]string
+		for i, a := range []*arm{arms[2], arms[5]} {
+			if sums[i], err = audioStreamMD5(ff, a.out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if sums[0] != sums[1] {
+			b.Errorf("arms 3 and 6 do not make the same sound: their AAC streams differ (%s, %s)", sums[0], sums[1])
+		} else {
+			fmt.Printf("  arms 3 and 6: the same AAC stream (%s)\n", sums[0])
+		}
+	}
 	// By library: those with at least 0.5 % of an arm's count, the rest
 	// as "other"; a column by arm run.
 	var ran []int
