@@ -42,7 +42,8 @@
 // packet-loss holes with silence; a stretch whose packets follow each other
 // goes without it, its samples the same: sourceaudio.go), resampled by
 // 1/Speed when the sender's clock is off, given their gain and cut to an
-// exact number of samples; silence fills the time between them. The lanes are mixed without
+// exact number of samples (padded to it only where the file holds fewer);
+// silence fills the time between them. The lanes are mixed without
 // normalization into one float WAV of exactly the video's length, whose
 // loudness (EBU R128, ebur128) is measured in the same pass; it is then
 // encoded (AAC, Opus) with the gain that reaches the target loudness, through
