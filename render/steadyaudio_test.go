@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapedeck/tapedeck/render"
+	"github.com/tapedeck/tapedeck/timeline"
 )
 
 // TestSteadyAudioSameSamples: a piece whose file is steady in its stretch
@@ -22,7 +23,8 @@ import (
 // start after a seek, and a hole of 200 ms in a file, whose windows keep
 // aresample. A steady piece whose file holds all its samples goes without
 // apad, and without its loose cut in file time where it starts at its
-// file's start.
+// file's start; with a cut, two such pieces of one file are joined by a
+// concat with their files' timestamps, the mix still the same.
 func TestSteadyAudioSameSamples(t *testing.T) {
 	requireFFmpeg(t)
 	dir := t.TempDir()
@@ -43,7 +45,7 @@ func TestSteadyAudioSameSamples(t *testing.T) {
 		mixes    [][]byte
 		commands string
 	}
-	run := func(name string, opts render.Options) result {
+	run := func(name string, plan *timeline.Plan, opts render.Options) result {
 		out := filepath.Join(dir, name)
 		opts.OutDir, opts.MaxJobDuration, opts.FontFile, opts.LoudnessOff, opts.KeepWork, opts.Log =
 			out, 2*time.Second, "none", true, true, testLogger(t)
@@ -73,17 +75,20 @@ func TestSteadyAudioSameSamples(t *testing.T) {
 		r.commands = string(cmds)
 		return r
 	}
-	steady := run("steady", render.Options{})
-	resampled := run("resampled", render.WithAudioResampled(render.Options{}))
-
-	if got, want := len(steady.mixes), len(resampled.mixes); got != want || got < 3 {
-		t.Fatalf("%d mix windows, want %d (and 3 or more)", got, want)
-	}
-	for i := range steady.mixes {
-		if !bytes.Equal(steady.mixes[i], resampled.mixes[i]) {
-			t.Errorf("mix window %d differs from aresample's (%d and %d bytes)", i, len(steady.mixes[i]), len(resampled.mixes[i]))
+	same := func(steady, resampled result) {
+		t.Helper()
+		if got, want := len(steady.mixes), len(resampled.mixes); got != want || got < 3 {
+			t.Fatalf("%d mix windows, want %d (and 3 or more)", got, want)
+		}
+		for i := range steady.mixes {
+			if !bytes.Equal(steady.mixes[i], resampled.mixes[i]) {
+				t.Errorf("mix window %d differs from aresample's (%d and %d bytes)", i, len(steady.mixes[i]), len(resampled.mixes[i]))
+			}
 		}
 	}
+	steady := run("steady", plan, render.Options{})
+	resampled := run("resampled", plan, render.WithAudioResampled(render.Options{}))
+	same(steady, resampled)
 
 	// What each render placed: a piece's chain starts at its input.
 	pieces := regexp.MustCompile(`\[\d+:a\][^\[;]*`)
@@ -123,4 +128,35 @@ func TestSteadyAudioSameSamples(t *testing.T) {
 			pad, strings.Join(pieces.FindAllString(steady.commands, -1), "\n"))
 	}
 	t.Logf("%d pieces: %d placed by aresample (bob's hole), %d converted to stereo (carol's file, and bob's over his hole)", all, res, conv)
+
+	// With 1 to 1.2 s of the recording cut, alice's and carol's lanes are
+	// each two pieces of one file in the first window, joined by a concat
+	// with their files' timestamps (neither padded nor retimed).
+	edits := parseEdits(t, "cuts:\n  - {start: 1, end: 1.2}\n")
+	cut, err := render.LoadPlan(ss.Dir, render.Options{Edits: edits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steady = run("cut-steady", cut, render.Options{Edits: edits})
+	same(steady, run("cut-resampled", cut, render.WithAudioResampled(render.Options{Edits: edits})))
+	n := 0
+	for _, cmd := range strings.Split(steady.commands, "\n# ") { // commands.sh: a comment before each command
+		whole := map[string]bool{} // a piece's pad: whether it is whole
+		for _, m := range regexp.MustCompile(`\[\d+:a\]([^\[;]*)\[(a\d+)\]`).FindAllStringSubmatch(cmd, -1) {
+			whole[m[2]] = !strings.Contains(m[1], "apad=") && !strings.Contains(m[1], "asetpts=") && !strings.Contains(m[1], "aresample=")
+		}
+		for _, m := range regexp.MustCompile(`((?:\[\w+\])+)concat=n=\d+:v=0:a=1`).FindAllStringSubmatch(cmd, -1) {
+			pieces, all := 0, true
+			for _, pad := range regexp.MustCompile(`a\d+`).FindAllString(m[1], -1) {
+				pieces++
+				all = all && whole[pad]
+			}
+			if pieces >= 2 && all {
+				n++
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d concats of two whole pieces, want 2 (alice's and carol's across the cut)", n)
+	}
 }

@@ -151,7 +151,7 @@ func (x *Clusters) FrameBefore(r io.ReaderAt, t time.Duration) (time.Duration, b
 // blocksAt calls fn with the time (ticks) of each block of cluster c,
 // reading only the blocks' headers.
 func blocksAt(r io.ReaderAt, c clusterRef, fn func(ticks int64)) error {
-	return blocksAtWith(r, c, func(body int64, size uint64) error {
+	return blocksAtWith(r, c, func(body int64, size uint64, _ int64) error {
 		p, err := readPacket(r, c.ts, body, size, false)
 		if err == nil {
 			fn(p.Ticks)
@@ -161,22 +161,43 @@ func blocksAt(r io.ReaderAt, c clusterRef, fn func(ticks int64)) error {
 }
 
 // blocksAtWith calls block with the body and size of each Block and
-// SimpleBlock of cluster c.
-func blocksAtWith(r io.ReaderAt, c clusterRef, block func(body int64, size uint64) error) error {
+// SimpleBlock of cluster c, and the DiscardPadding of its BlockGroup (ns;
+// 0 without one).
+func blocksAtWith(r io.ReaderAt, c clusterRef, block func(body int64, size uint64, discard int64) error) error {
 	return childrenAt(r, c.body, c.body+c.size, func(id uint32, body int64, size uint64) error {
 		switch id {
 		case idSimpleBlock:
-			return block(body, size)
+			return block(body, size, 0)
 		case idBlockGroup:
-			return childrenAt(r, body, body+int64(size), func(id uint32, body int64, size uint64) error {
-				if id != idBlock {
-					return nil
-				}
-				return block(body, size)
-			})
+			return blockGroupAt(r, body, size, block)
 		}
 		return nil
 	})
+}
+
+// blockGroupAt calls block with the Block of the BlockGroup of size bytes
+// at body and its DiscardPadding.
+func blockGroupAt(r io.ReaderAt, body int64, size uint64, block func(body int64, size uint64, discard int64) error) error {
+	at := int64(-1)
+	var blockSize uint64
+	var discard int64
+	err := childrenAt(r, body, body+int64(size), func(id uint32, body int64, size uint64) error {
+		switch id {
+		case idBlock:
+			at, blockSize = body, size
+		case idDiscardPad:
+			b, err := readAt(r, body, size, 8)
+			if err != nil {
+				return err
+			}
+			discard = readInt(b)
+		}
+		return nil
+	})
+	if err != nil || at < 0 {
+		return err
+	}
+	return block(at, blockSize, discard)
 }
 
 // childrenAt calls fn for each child element of the master element body

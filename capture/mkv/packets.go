@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 )
 
 // Packet is one block of an indexed file, as its header and first bytes
@@ -57,27 +58,19 @@ func (x *Clusters) Packets(r io.ReaderAt, from, to int64, fn func(Packet)) error
 	i := max(sort.Search(len(x.clusters), func(i int) bool { return x.clusters[i].ts > from })-1, 0)
 	for ; i < len(x.clusters) && x.clusters[i].ts <= to; i++ {
 		c := x.clusters[i]
-		emit := func(body int64, size uint64, discard int64) error {
+		err := blocksAtWith(r, c, func(body int64, size uint64, discard int64) error {
 			p, err := readPacket(r, c.ts, body, size, x.codec == "opus")
 			if err != nil {
 				return err
 			}
 			if discard > 0 && p.Samples > 0 {
 				// As a demuxer turns it into samples to skip: rounded
-				// to the nearest.
-				p.Samples = max(0, p.Samples-int((discard*48_000+500_000_000)/1_000_000_000))
+				// to the nearest (a second at most: an Opus packet is
+				// 120 ms at most).
+				p.Samples = max(0, p.Samples-int((min(discard, int64(time.Second))*48_000+500_000_000)/1_000_000_000))
 			}
 			if p.Ticks >= from && p.Ticks <= to {
 				fn(p)
-			}
-			return nil
-		}
-		err := childrenAt(r, c.body, c.body+c.size, func(id uint32, body int64, size uint64) error {
-			switch id {
-			case idSimpleBlock:
-				return emit(body, size, 0)
-			case idBlockGroup:
-				return blockGroupAt(r, body, size, emit)
 			}
 			return nil
 		})
@@ -86,31 +79,6 @@ func (x *Clusters) Packets(r io.ReaderAt, from, to int64, fn func(Packet)) error
 		}
 	}
 	return nil
-}
-
-// blockGroupAt calls emit with the Block of the BlockGroup of size bytes at
-// body and its DiscardPadding (ns; 0 without one).
-func blockGroupAt(r io.ReaderAt, body int64, size uint64, emit func(body int64, size uint64, discard int64) error) error {
-	var block int64 = -1
-	var blockSize uint64
-	var discard int64
-	err := childrenAt(r, body, body+int64(size), func(id uint32, body int64, size uint64) error {
-		switch id {
-		case idBlock:
-			block, blockSize = body, size
-		case idDiscardPad:
-			b, err := readAt(r, body, size, 8)
-			if err != nil {
-				return err
-			}
-			discard = readInt(b)
-		}
-		return nil
-	})
-	if err != nil || block < 0 {
-		return err
-	}
-	return emit(block, blockSize, discard)
 }
 
 // readInt decodes a signed integer element body (big-endian two's
