@@ -55,7 +55,7 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 	// stackScene's canvas: the output's size, cut to the scene's frames
 	// (a tile's background frames are cut to 2 and retimed).
 	stacked := regexp.MustCompile(`\[xs\d+\](;|$)`)
-	unpadded := regexp.MustCompile(`scale=w=\d+:h=\d+:eval=frame:flags=bilinear,format=yuv420p,setsar=1\[`)
+	unpadded := regexp.MustCompile(`scale=w=\d+:h=\d+:eval=frame:flags=bilinear,setsar=1\[`)
 	canvas := regexp.MustCompile(fmt.Sprintf(`color=c=[^,:]+:s=%dx%d:r=[^,]+,trim=end_frame=\d+,format=yuv420p\[`, plan.Width, plan.Height))
 	for i, c := range prog.Video {
 		for name, body := range c.Files {
@@ -71,6 +71,9 @@ func FrameHashes(ctx context.Context, plan *timeline.Plan, sessionDir, work stri
 			return nil, comp, fmt.Errorf("%s: no encoder in %q", c.Name, c.Args)
 		}
 		for _, a := range c.Args {
+			if strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]") && !strings.Contains(a, ";") {
+				continue // a -map of a stacked scene's pad, not a scene
+			}
 			comp.Stacked += len(stacked.FindAllString(a, -1))
 			comp.Canvases += len(canvas.FindAllString(a, -1))
 			comp.Unpadded += len(unpadded.FindAllString(a, -1))

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/tapedeck/tapedeck/timeline"
@@ -97,8 +98,13 @@ func (b *videoBuilder) stackScene(sc *scene) string {
 	for i := range sc.Tiles {
 		b.tileLabel(l, &sc.Tiles[i])
 	}
+	// The tiles' streams have no format of their own: xstack, the
+	// interleaves and the fps filters pass the format of their inputs to
+	// their output and back, so that this one filter decides it for every
+	// tile's scale and background (one format filter a frame instead of one
+	// a tile's frame). Every stream into the stack has a square pixel.
 	out := g.label("xs") // a stacked scene (FrameHashes counts them)
-	l.finish(out, "setsar=1")
+	l.finish(out, "format=yuv420p")
 	return out
 }
 
@@ -111,7 +117,6 @@ func (b *videoBuilder) tileStream(sc *scene, t *sceneTile, p *piece) string {
 	src := g.label("v")
 	fit := []string{
 		fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=decrease:force_divisible_by=2:eval=frame:flags=bilinear", r.W, r.H),
-		"format=yuv420p",
 		fmt.Sprintf("pad=w=%d:h=%d:x=(ow-iw)/2:y=(oh-ih)/2:color=%s:eval=frame", r.W, r.H, color), "setsar=1"}
 	if p.Src.Width == r.W && p.Src.Height == r.H {
 		// The whole piece is the tile's size (the recording saw no change
@@ -121,15 +126,17 @@ func (b *videoBuilder) tileStream(sc *scene, t *sceneTile, p *piece) string {
 		// left out. Were a frame of another size to come anyway, the scale
 		// would stretch it to the tile rather than hand xstack a picture
 		// of the wrong size.
-		fit = []string{fmt.Sprintf("scale=w=%d:h=%d:eval=frame:flags=bilinear", r.W, r.H), "format=yuv420p", "setsar=1"}
+		fit = []string{fmt.Sprintf("scale=w=%d:h=%d:eval=frame:flags=bilinear", r.W, r.H), "setsar=1"}
 	}
 	g.chain([]string{in}, append(fs, fit...), src)
-	// The two background frames: 10 s before the scene and 10 s after it,
-	// far from any source frame the piece shows.
+	// The two background frames: 10 s before the scene and at least 10 s
+	// after it, far from any source frame the piece shows. A rate of one
+	// frame in 10 s makes both whole numbers of its time base, and its
+	// duration stops the source after two frames.
 	ends := g.label("b")
-	g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=%s", color, r.W, r.H, fpsArg(b.p.FPS)), "trim=end_frame=2",
-		"settb=AVTB", "setpts=" + quoteExpr(fmt.Sprintf("if(N,%s,-10)/TB", num(frameTime(sc.frames(), b.p.FPS)+10))),
-		"format=yuv420p", "setsar=1"}, ends)
+	after := 10 * math.Ceil(frameTime(sc.frames(), b.p.FPS)/10+1)
+	g.chain(nil, []string{fmt.Sprintf("color=c=%s:s=%dx%d:r=1/10:d=20:sar=1", color, r.W, r.H),
+		"setpts=" + quoteExpr(fmt.Sprintf("if(N,%s,-10)/TB", num(after)))}, ends)
 	out := g.label("t")
 	g.chain([]string{ends, src}, []string{"interleave", fmt.Sprintf("fps=fps=%s:round=up:start_time=0", fpsArg(b.p.FPS)),
 		fmt.Sprintf("trim=end_frame=%d", sc.frames())}, out)

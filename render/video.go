@@ -74,10 +74,14 @@ func buildVideoJob(p *timeline.Plan, prog *Program, i int, g *graph) (outArgs, o
 	// One split per encoding, scaled to its size.
 	encs := prog.Encodings
 	pads := make([]string, len(encs))
-	if len(encs) == 1 && encs[0].Width == p.Width && encs[0].Height == p.Height {
+	whole := len(encs) == 1 && encs[0].Width == p.Width && encs[0].Height == p.Height
+	switch {
+	case whole && len(l.pend) == 0:
+		pads[0] = l.cur // encoded as drawn: no null filter for a name
+	case whole:
 		pads[0] = b.g.label("out")
 		l.finish(pads[0])
-	} else {
+	default:
 		var split []string
 		for range encs {
 			split = append(split, b.g.label("e"))
