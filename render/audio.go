@@ -121,7 +121,9 @@ func audioMix(p *timeline.Plan, prog *Program) Command {
 // does without counts.
 func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 	var lanePads []string
-	retimed := false
+	// retimed: some lane keeps its file's timestamps; cut: some lane's
+	// last piece runs on past the span's end (audioSource's runsOn).
+	retimed, cut := false, false
 	for _, ln := range lanes {
 		var pieces []audioPiece
 		for _, pc := range ln.Pieces {
@@ -134,8 +136,9 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 		case 0:
 			continue // not heard in the span
 		case 1:
-			pad, rt := audioSource(g, s, &pieces[0], pieces[0].s0-sa, sb-pieces[0].s1, false)
-			lanePads, retimed = append(lanePads, pad), retimed || rt
+			pc := &pieces[0]
+			pad, rt, on := audioSource(g, s, pc, pc.s0-sa, sb-pc.s1, false, pc.s1 == sb)
+			lanePads, retimed, cut = append(lanePads, pad), retimed || rt, cut || on
 			continue
 		}
 		var segs []string
@@ -145,8 +148,8 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 			if pc.s0 > at {
 				segs = append(segs, silence(g, pc.s0-at))
 			}
-			pad, rt := audioSource(g, s, pc, 0, 0, true)
-			segs, retimed = append(segs, pad), retimed || rt
+			pad, rt, on := audioSource(g, s, pc, 0, 0, true, pc.s1 == sb)
+			segs, retimed, cut = append(segs, pad), retimed || rt, cut || on
 			at = pc.s1
 		}
 		if sb > at {
@@ -164,11 +167,16 @@ func mixLanes(g *graph, s *Settings, lanes []audioLane, sa, sb int64) string {
 	case 0:
 		return silence(g, sb-sa)
 	case 1:
-		if !retimed {
+		if !retimed && !cut {
 			return lanePads[0]
 		}
 	default:
 		filters = append(filters, fmt.Sprintf("amix=inputs=%d:duration=longest:dropout_transition=0:normalize=0", len(lanePads)))
+	}
+	if cut {
+		// One cut of the mix instead of one a lane: atrim counts the
+		// samples it is given, and every lane starts at the span's start.
+		filters = append(filters, fmt.Sprintf("atrim=end_sample=%d", sb-sa))
 	}
 	if retimed {
 		// amix times its output by its first input's frames, and a
@@ -263,7 +271,12 @@ func silence(g *graph, n int64) string {
 // retimed is true when the samples keep the file's timestamps (a steady
 // stretch not joined to anything, or one whose file holds all its
 // samples): the mix they go to must be timed by its sample count.
-func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joined bool) (pad string, retimed bool) {
+//
+// open is true when the piece ends at the end of the span mixed: a piece
+// whose file holds all its samples is then not cut itself, and runsOn is
+// true; mixLanes cuts the mix (the samples after the piece's end, at most
+// its loose cut's 0.1 s, are the mix's cut's).
+func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joined, open bool) (pad string, retimed, runsOn bool) {
 	speed := pc.Src.Speed
 	if speed <= 0 || math.IsNaN(speed) {
 		speed = 1
@@ -324,6 +337,8 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 		filters = append(filters, "volume="+num(pc.Gain)+"dB")
 	}
 	switch {
+	case whole && open:
+		runsOn = true // cut by the mix's cut (mixLanes)
 	case whole:
 		// Cut to its length by their count; the loose cut in file time
 		// before it is needed only where it trims the start.
@@ -344,8 +359,11 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 	if !whole && (joined || lead > 0) {
 		filters = append(filters, "asetpts=N/SR/TB")
 	}
-	pad = g.label("a")
-	g.chain([]string{fmt.Sprintf("%d:a", k)}, filters, pad)
+	pad = fmt.Sprintf("%d:a", k)
+	if len(filters) > 0 {
+		pad = g.label("a")
+		g.chain([]string{fmt.Sprintf("%d:a", k)}, filters, pad)
+	}
 	if lead > 0 {
 		// The silence before it, one source and a concat: adelay, one
 		// filter, would copy every frame through its delay line.
@@ -353,7 +371,7 @@ func audioSource(g *graph, s *Settings, pc *audioPiece, lead, trail int64, joine
 		g.chain([]string{silence(g, lead), pad}, []string{"concat=n=2:v=0:a=1"}, led)
 		pad = led
 	}
-	return pad, retimed
+	return pad, retimed, runsOn
 }
 
 // Loudness is the EBU R128 measurement of the mix.

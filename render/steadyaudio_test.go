@@ -128,6 +128,13 @@ func TestSteadyAudioSameSamples(t *testing.T) {
 			pad, strings.Join(pieces.FindAllString(steady.commands, -1), "\n"))
 	}
 	t.Logf("%d pieces: %d placed by aresample (bob's hole), %d converted to stereo (carol's file, and bob's over his hole)", all, res, conv)
+	// In each window pieces end with the window in files that hold all
+	// their samples (alice's 6 s, the others' in the first two windows):
+	// they are not cut themselves, their window's mix is (the mixes the
+	// same as aresample's, above).
+	if got := regexp.MustCompile(`amix=[^\[;]*,atrim=end_sample=\d+`).FindAllString(steady.commands, -1); len(got) != 3 {
+		t.Errorf("%d mixes cut after amix, want 3 (one a window):\n%s", len(got), strings.Join(got, "\n"))
+	}
 
 	// With 1 to 1.2 s of the recording cut, alice's and carol's lanes are
 	// each two pieces of one file in the first window, joined by a concat
