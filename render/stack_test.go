@@ -2,6 +2,8 @@ package render_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +112,63 @@ func TestStackMatchesOverlays(t *testing.T) {
 				t.Errorf("%d of %d frames differ", differ, len(stack))
 			}
 		})
+	}
+}
+
+// TestStackedTileFormats stacks tiles whose recordings are not 4:2:0 in 8
+// bits (VP9 profile 1 at 4:4:4, profile 2 at 10 bits, one letterboxed): a
+// tile's stream has no format filter of its own, its scale and background
+// produce the format negotiated through the stack (which the filter after
+// it pins). The frames must be the overlay compositor's, whose tiles are
+// each made YUVA 4:2:0 first.
+func TestStackedTileFormats(t *testing.T) {
+	t.Parallel()
+	requireFFmpeg(t)
+	dir := t.TempDir()
+	var parts []synthPart
+	for i, f := range []struct {
+		id, pixFmt, profile string
+		w, h                int
+	}{
+		{"alice", "yuv444p", "1", 640, 360},
+		{"bob", "yuv420p10le", "2", 320, 240},
+	} {
+		path := filepath.Join(dir, f.id+".webm")
+		ffrun(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=%dx%d:r=30:d=3", f.w, f.h), "-pix_fmt", f.pixFmt,
+			"-c:v", "libvpx-vp9", "-profile:v", f.profile, "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-f", "webm", path)
+		parts = append(parts, synthPart{ID: f.id, Video: "vp9", Audio: true, W: f.w, H: f.h, Length: 3 * time.Second,
+			Join: time.Duration(i) * 400 * time.Millisecond, VideoFile: path})
+	}
+	ss := makeSession(t, filepath.Join(dir, "session"), parts)
+	plan, err := render.LoadPlan(ss.Dir, render.Options{Edits: parseEdits(t, "labels: false\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stack, comp, err := render.FrameHashes(ctx, plan, ss.Dir, t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	over, _, err := render.FrameHashes(ctx, plan, ss.Dir, t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Stacked == 0 || comp.Stacked != comp.Scenes {
+		t.Errorf("%d of %d scenes stacked, want all", comp.Stacked, comp.Scenes)
+	}
+	if want := int(plan.Duration.Seconds()*30 + 0.5); len(stack) != want || len(over) != want {
+		t.Fatalf("stacked: %d frames, overlays: %d, want %d", len(stack), len(over), want)
+	}
+	differ := 0
+	for i := range stack {
+		if stack[i] != over[i] {
+			if differ < 5 {
+				t.Errorf("frame %d (%.3f s) differs", i, float64(i)/30)
+			}
+			differ++
+		}
+	}
+	if differ > 0 {
+		t.Errorf("%d of %d frames differ", differ, len(stack))
 	}
 }
