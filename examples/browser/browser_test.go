@@ -626,18 +626,6 @@ func TestChromiumFakeDevices(t *testing.T) {
 	}
 }
 
-// nearest is the index of the time in ts nearest to at, if one is within
-// 100 ms of it.
-func nearest(ts []float64, at float64) (int, bool) {
-	best := -1
-	for i, v := range ts {
-		if best < 0 || math.Abs(v-at) < math.Abs(ts[best]-at) {
-			best = i
-		}
-	}
-	return best, best >= 0 && math.Abs(ts[best]-at) <= 0.1
-}
-
 // opusHoles counts the places where an Opus file's packets do not follow
 // each other: a packet's time is not the one before it plus that one's
 // length, to the file's millisecond.
@@ -747,11 +735,14 @@ func testFakeDevices(t *testing.T, codec string) {
 	}
 	// Each recorded beep where the render plays it: one offset for all,
 	// whatever Chromium's own timing.
+	shift := rendered[0] - onsets[0]
+	moved := make([]float64, len(onsets))
+	for i, o := range onsets {
+		moved[i] = o + shift
+	}
 	var off []float64
-	for _, o := range onsets {
-		if i, ok := nearest(rendered, o+rendered[0]-onsets[0]); ok {
-			off = append(off, (rendered[i]-o)*1000)
-		}
+	for _, m := range marks.Match(moved, rendered, 0.1) {
+		off = append(off, (rendered[m[1]]-onsets[m[0]])*1000)
 	}
 	rst := marks.SummarizeSigned(off)
 	t.Logf("rendered audio: %d beeps; rendered − recorded beep time (ms): %v", len(rendered), rst)
